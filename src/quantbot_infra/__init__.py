@@ -1,0 +1,3 @@
+"""quantbot-infra: provisioning and configuration management for Quant-Bot."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,484 @@
+"""Topology model: the declared shape of one environment and the inventory derived from it.
+
+A topology file (``inventories/<env>/topology.yml``) names the environment, its provider, the
+regions and availability zones it spans and its node classes. From it this module derives the
+hosts (``<env>-<class>-<NN>``), their groups (class, role, env, region, AZ) and their variables.
+
+Every error a user can make in that file is reported as one :class:`TopologyError` whose message
+names the file, the field and what was expected; nothing here lets a traceback reach the user.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+TOPOLOGY_FILENAME = "topology.yml"
+PLUGIN_NAME = "quantbot_topology"
+MAX_COUNT = 99
+ENVIRONMENTS = ("dev", "staging", "prod", "dr")
+
+# Role groups the playbooks know about. A topology may declare more under `groups:`.
+BUILTIN_ROLE_GROUPS: dict[str, str] = {
+    "trading": "low-latency order-routing and strategy nodes",
+    "lowlatency": "hosts tuned for latency (CPU isolation, IRQ affinity, PTP)",
+    "gpu": "GPU nodes for model training and inference",
+    "postgresql": "PostgreSQL data nodes (primary and replicas)",
+    "redis": "Redis data nodes (primary, replicas, sentinels)",
+    "wireguard": "members of the WireGuard mesh",
+    "vpn_gateway": "site-to-site WireGuard gateways",
+    "monitoring": "Prometheus, Alertmanager and dashboards",
+    "bastion": "SSH jump hosts",
+}
+
+NAME_RE = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
+GROUP_RE = r"^[a-z][a-z0-9_]*$"
+VAR_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+Name = Annotated[StrictStr, Field(pattern=NAME_RE, max_length=24)]
+GroupName = Annotated[StrictStr, Field(pattern=GROUP_RE, max_length=40)]
+
+
+class TopologyError(ValueError):
+    """A topology file is malformed. ``str(err)`` is one line: file, field, expectation."""
+
+    def __init__(self, path: str | Path, field_path: str, message: str) -> None:
+        self.path = str(path)
+        self.field = field_path
+        self.message = message
+        where = f"{self.path}: {field_path}: " if field_path else f"{self.path}: "
+        super().__init__(where + message)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Region(_Strict):
+    name: Name
+    azs: list[Name] = Field(min_length=1)
+
+    @field_validator("azs")
+    @classmethod
+    def _unique_azs(cls, v: list[str]) -> list[str]:
+        _reject_duplicates(v, "AZ")
+        return v
+
+
+class LocalProvider(_Strict):
+    """Settings of the local (Docker) provider."""
+
+    network: Annotated[StrictStr, Field(pattern=NAME_RE)]
+    subnet: StrictStr
+    ssh_port_base: Annotated[StrictInt, Field(ge=1024, le=60000)]
+    image: StrictStr = "quantbot-infra/host:bookworm"
+
+    @field_validator("subnet")
+    @classmethod
+    def _subnet(cls, v: str) -> str:
+        try:
+            net = ipaddress.ip_network(v, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"expected an IPv4 network in CIDR form, got {v!r}") from exc
+        if net.version != 4 or net.prefixlen > 26:
+            raise ValueError(f"expected an IPv4 network of /26 or larger, got {v!r}")
+        return v
+
+
+class AwsProvider(_Strict):
+    """Settings of the AWS provider (addresses come from the VPC at provisioning time)."""
+
+    vpc_cidr: StrictStr
+    ssh_user: Annotated[StrictStr, Field(pattern=r"^[a-z_][a-z0-9_-]*$")] = "admin"
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        try:
+            ipaddress.ip_network(v, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"expected a network in CIDR form, got {v!r}") from exc
+        return v
+
+
+class NodeClass(_Strict):
+    name: Name
+    count: Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
+    groups: list[GroupName] = Field(default_factory=list)
+    region: Name | None = None
+    azs: list[Name] | None = None
+    instance_type: Annotated[StrictStr, Field(min_length=1)] = "local"
+    vars: dict[StrictStr, Any] = Field(default_factory=dict)
+
+    @field_validator("groups")
+    @classmethod
+    def _unique_groups(cls, v: list[str]) -> list[str]:
+        _reject_duplicates(v, "group")
+        return v
+
+    @field_validator("azs")
+    @classmethod
+    def _unique_azs(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("expected at least one AZ (or leave the key out for all)")
+            _reject_duplicates(v, "AZ")
+        return v
+
+    @field_validator("vars")
+    @classmethod
+    def _var_names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key in v:
+            if not re.match(VAR_RE, key):
+                raise ValueError(f"variable name {key!r} is not a valid identifier")
+        return v
+
+
+class Topology(_Strict):
+    plugin: Literal["quantbot_topology"]
+    environment: Literal["dev", "staging", "prod", "dr"]
+    provider: Literal["local", "aws"]
+    local: LocalProvider | None = None
+    aws: AwsProvider | None = None
+    regions: list[Region] = Field(min_length=1)
+    groups: dict[GroupName, StrictStr] = Field(default_factory=dict)
+    classes: list[NodeClass] = Field(min_length=1)
+    vars: dict[StrictStr, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Topology:
+        if self.provider == "local" and self.local is None:
+            raise _FieldError("local", "required when provider is 'local'")
+        if self.provider == "aws" and self.aws is None:
+            raise _FieldError("aws", "required when provider is 'aws'")
+        if self.provider != "local" and self.local is not None:
+            raise _FieldError("local", "only allowed when provider is 'local'")
+        if self.provider != "aws" and self.aws is not None:
+            raise _FieldError("aws", "only allowed when provider is 'aws'")
+
+        regions = {}
+        for i, region in enumerate(self.regions):
+            if region.name in regions:
+                raise _FieldError(f"regions[{i}].name", f"duplicate region {region.name!r}")
+            regions[region.name] = region
+        az_owner: dict[str, str] = {}
+        for i, region in enumerate(self.regions):
+            for j, az in enumerate(region.azs):
+                if az in az_owner:
+                    raise _FieldError(
+                        f"regions[{i}].azs[{j}]",
+                        f"AZ {az!r} is already declared in region {az_owner[az]!r}",
+                    )
+                az_owner[az] = region.name
+
+        for name in self.groups:
+            if name in BUILTIN_ROLE_GROUPS:
+                raise _FieldError(f"groups.{name}", "is a built-in role group; do not redeclare it")
+        known_groups = set(BUILTIN_ROLE_GROUPS) | set(self.groups)
+
+        seen: dict[str, int] = {}
+        for i, cls in enumerate(self.classes):
+            if cls.name in seen:
+                raise _FieldError(
+                    f"classes[{i}].name",
+                    f"duplicate class {cls.name!r} (first declared as classes[{seen[cls.name]}])",
+                )
+            seen[cls.name] = i
+            for j, group in enumerate(cls.groups):
+                if group not in known_groups:
+                    raise _FieldError(
+                        f"classes[{i}].groups[{j}]",
+                        f"unknown group {group!r}; expected one of {sorted(known_groups)} "
+                        "or a group declared under 'groups:'",
+                    )
+            if cls.region is not None and cls.region not in regions:
+                raise _FieldError(
+                    f"classes[{i}].region",
+                    f"unknown region {cls.region!r}; expected one of {sorted(regions)}",
+                )
+            region = regions[cls.region] if cls.region else self.regions[0]
+            for j, az in enumerate(cls.azs or []):
+                if az not in region.azs:
+                    raise _FieldError(
+                        f"classes[{i}].azs[{j}]",
+                        f"AZ {az!r} is not in region {region.name!r} (its AZs: {region.azs})",
+                    )
+
+        total = sum(c.count for c in self.classes)
+        if self.local is not None:
+            net = ipaddress.ip_network(self.local.subnet)
+            if total + _FIRST_HOST_OFFSET >= net.num_addresses - 1:
+                raise _FieldError(
+                    "local.subnet", f"{self.local.subnet} is too small for {total} hosts"
+                )
+            last_port = self.local.ssh_port_base + 100 * len(self.classes)
+            if last_port > 65535:
+                raise _FieldError("local.ssh_port_base", "leaves no room for every class's ports")
+        return self
+
+
+class _FieldError(ValueError):
+    """Raised inside model validators to point at a precise field."""
+
+    def __init__(self, field_path: str, message: str) -> None:
+        super().__init__(message)
+        self.field_path = field_path
+        self.message = message
+
+
+def _reject_duplicates(items: list[str], what: str) -> None:
+    seen = set()
+    for item in items:
+        if item in seen:
+            raise ValueError(f"duplicate {what} {item!r}")
+        seen.add(item)
+
+
+# --------------------------------------------------------------------------- derived inventory
+
+_FIRST_HOST_OFFSET = 10  # .1 is Docker's gateway; keep a few low addresses for fixed services
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    node_class: str
+    index: int
+    region: str
+    az: str
+    groups: tuple[str, ...]
+    vars: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    topology: Topology
+    hosts: tuple[Host, ...]
+    groups: dict[str, tuple[str, ...]]  # group name -> host names (sorted)
+
+    @property
+    def environment(self) -> str:
+        return self.topology.environment
+
+
+def group_name(kind: str, value: str) -> str:
+    """A valid Ansible group name for a derived group (``az_local_a``, ``env_dev``, …)."""
+    return f"{kind}_" + re.sub(r"[^a-z0-9_]", "_", value.lower())
+
+
+def build_inventory(topo: Topology) -> Inventory:
+    """Expand a validated topology into hosts and groups. Pure and deterministic."""
+    regions = {r.name: r for r in topo.regions}
+    hosts: list[Host] = []
+    groups: dict[str, list[str]] = {}
+    ordinal = 0
+    for class_pos, cls in enumerate(topo.classes):
+        region = regions[cls.region] if cls.region else topo.regions[0]
+        azs = cls.azs or region.azs
+        for index in range(1, cls.count + 1):
+            ordinal += 1
+            name = f"{topo.environment}-{cls.name}-{index:02d}"
+            az = azs[(index - 1) % len(azs)]
+            host_groups = (
+                group_name("class", cls.name),
+                *cls.groups,
+                group_name("env", topo.environment),
+                group_name("region", region.name),
+                group_name("az", az),
+            )
+            hv: dict[str, Any] = dict(topo.vars)
+            hv.update(cls.vars)
+            hv.update(
+                {
+                    "qb_env": topo.environment,
+                    "qb_provider": topo.provider,
+                    "qb_class": cls.name,
+                    "qb_index": index,
+                    "qb_region": region.name,
+                    "qb_az": az,
+                    "qb_instance_type": cls.instance_type,
+                    "qb_role_groups": list(cls.groups),
+                }
+            )
+            if topo.local is not None:
+                net = ipaddress.ip_network(topo.local.subnet)
+                hv.update(
+                    {
+                        "ansible_host": "127.0.0.1",
+                        # a block of 100 ports per class keeps every port stable while
+                        # classes are appended or counts change
+                        "ansible_port": topo.local.ssh_port_base + 100 * class_pos + index,
+                        "qb_private_ip": str(net.network_address + _FIRST_HOST_OFFSET + ordinal),
+                        "qb_local_network": topo.local.network,
+                        "qb_local_subnet": topo.local.subnet,
+                        "qb_local_image": topo.local.image,
+                    }
+                )
+            hosts.append(Host(name, cls.name, index, region.name, az, host_groups, hv))
+            for g in host_groups:
+                groups.setdefault(g, []).append(name)
+    # groups that exist even when empty, so playbooks can target them unconditionally
+    for g in list(BUILTIN_ROLE_GROUPS) + list(topo.groups):
+        groups.setdefault(g, [])
+    return Inventory(topo, tuple(hosts), {g: tuple(sorted(h)) for g, h in groups.items()})
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys instead of keeping the last one."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    keys = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in keys:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        keys.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+_TYPE_WORDS = {
+    "int_type": "an integer",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "bool_type": "a boolean",
+}
+
+
+def _message_for(err: dict[str, Any], model_fields: dict[str, Any]) -> tuple[str, str]:
+    """Turn one pydantic error into (field path, human message)."""
+    loc = tuple(err["loc"])
+    kind = err["type"]
+    value = err.get("input")
+    ctx = err.get("ctx") or {}
+    if kind == "value_error" and isinstance(ctx.get("error"), _FieldError):
+        fe = ctx["error"]
+        return fe.field_path, fe.message
+    # strip pydantic's union/tagged branch markers such as 'str' or 'list[str]'
+    loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "int"))))
+    path = _field_path(loc)
+    if kind == "extra_forbidden":
+        parent = _field_path(loc[:-1]) or "top level"
+        allowed = model_fields.get(_field_path(tuple(p for p in loc[:-1] if isinstance(p, str))))
+        hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+        return path, f"unknown key {loc[-1]!r} in {parent}{hint}"
+    if kind == "missing":
+        return path, "required field is missing"
+    if kind in _TYPE_WORDS:
+        return path, f"expected {_TYPE_WORDS[kind]}, got {_describe(value)}"
+    if kind in ("greater_than_equal", "less_than_equal"):
+        return path, f"expected an integer from {_bounds(path)}, got {value!r}"
+    if kind == "string_pattern_mismatch":
+        return path, f"expected a lowercase name like 'pg' or 'local-a', got {value!r}"
+    if kind == "string_too_long":
+        return path, f"expected at most {ctx.get('max_length')} characters, got {value!r}"
+    if kind in ("too_short", "string_too_short"):
+        return path, "must not be empty"
+    if kind == "literal_error":
+        return path, f"expected one of {ctx.get('expected')}, got {value!r}"
+    msg = str(err.get("msg", "invalid value"))
+    msg = msg.removeprefix("Value error, ")
+    return path, msg
+
+
+def _bounds(path: str) -> str:
+    if path.endswith("count"):
+        return f"0 to {MAX_COUNT}"
+    if path.endswith("ssh_port_base"):
+        return "1024 to 60000"
+    return "the allowed range"
+
+
+def _allowed_keys() -> dict[str, list[str]]:
+    """Allowed keys per mapping, keyed by the field path with list indexes removed."""
+    return {
+        "": list(Topology.model_fields),
+        "regions": list(Region.model_fields),
+        "classes": list(NodeClass.model_fields),
+        "local": list(LocalProvider.model_fields),
+        "aws": list(AwsProvider.model_fields),
+    }
+
+
+def parse_topology(data: Any, source: str | Path = "<topology>") -> Topology:
+    """Validate already-loaded YAML data; raise TopologyError on the first problem."""
+    if not isinstance(data, dict):
+        raise TopologyError(source, "", f"expected a mapping at the top level, got {_describe(data)}")
+    try:
+        return Topology.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        # report the most specific problem first: a precise field beats a parent's type error
+        errors.sort(key=lambda e: (e["type"] == "missing", -len(e["loc"])))
+        field_path, message = _message_for(errors[0], _allowed_keys())
+        raise TopologyError(source, field_path, message) from None
+
+
+def load_topology(path: str | Path) -> Topology:
+    """Read and validate a topology file (or an inventory directory holding one)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / TOPOLOGY_FILENAME
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TopologyError(p, "", "file not found") from None
+    except OSError as exc:
+        raise TopologyError(p, "", f"cannot be read: {exc.strerror}") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f"line {mark.line + 1}" if mark else "YAML"
+        raise TopologyError(p, line, f"invalid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise TopologyError(p, "", f"invalid YAML: {exc}") from None
+    return parse_topology(data, p)
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    return build_inventory(load_topology(path))
