@@ -1,0 +1,207 @@
+"""`quantbot-infra` command line. It only builds playbook calls; the work is in playbooks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from quantbot_infra import __version__, local, paths
+from quantbot_infra.runner import RunError, RunResult, run_playbook
+from quantbot_infra.topology import Inventory, TopologyError, load_inventory
+
+
+class Progress:
+    """Prints one line per task and per failure while a playbook runs (to stderr)."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.tasks = 0
+        self.started = time.monotonic()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        data = event.get("event_data") or {}
+        elapsed = time.monotonic() - self.started
+        if kind == "playbook_on_play_start":
+            self._print(f"[{elapsed:6.1f}s] PLAY {data.get('play', '')}")
+        elif kind == "playbook_on_task_start":
+            self.tasks += 1
+            self._print(f"[{elapsed:6.1f}s]   task {self.tasks}: {data.get('task', '')}")
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            msg = (data.get("res") or {}).get("msg", "failed")
+            self._print(f"[{elapsed:6.1f}s]   FAILED {data.get('host')}: {msg}")
+        elif kind == "runner_on_unreachable":
+            msg = (data.get("res") or {}).get("msg", "unreachable")
+            self._print(f"[{elapsed:6.1f}s]   UNREACHABLE {data.get('host')}: {msg}")
+
+    def step(self, name: str) -> None:
+        self._print(f"== {name}")
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+
+def _recap(result: RunResult) -> str:
+    lines = [f"{'host':<24} {'ok':>4} {'changed':>8} {'failed':>7} {'unreach':>8} {'skipped':>8}"]
+    for host, s in result.hosts.items():
+        lines.append(f"{host:<24} {s.ok:>4} {s.changed:>8} {s.failed:>7} "
+                     f"{s.unreachable:>8} {s.skipped:>8}")
+    for f in result.failed_tasks:
+        lines.append(f"FAILED {f.host}: {f.task}: {f.message}")
+    lines.append(f"{result.playbook}: {result.status} (rc={result.rc}) in {result.duration:.1f}s;"
+                 f" artifacts: {result.artifact_dir}")
+    return "\n".join(lines)
+
+
+def _parse_extra_vars(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise RunError(f"--extra-vars {item!r}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    progress = None if args.json else Progress()
+    result = run_playbook(
+        args.playbook, args.env, limit=args.limit, tags=args.tags, skip_tags=args.skip_tags,
+        extra_vars=_parse_extra_vars(args.extra_vars), check=args.check, diff=args.diff,
+        on_event=progress,
+    )
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(_recap(result))
+    return 0 if result.ok else 2
+
+
+def _inventory_rows(inv: Inventory) -> list[dict[str, Any]]:
+    rows = []
+    for h in inv.hosts:
+        row = {"host": h.name, "class": h.node_class, "groups": list(h.groups),
+               "region": h.region, "az": h.az}
+        if "ansible_port" in h.vars:
+            row["ssh"] = f"{h.vars['ansible_host']}:{h.vars['ansible_port']}"
+            row["private_ip"] = h.vars["qb_private_ip"]
+        rows.append(row)
+    return rows
+
+
+def cmd_inventory(args: argparse.Namespace) -> int:
+    inv = load_inventory(paths.inventory_dir(args.env))
+    rows = _inventory_rows(inv)
+    if args.json:
+        print(json.dumps({"environment": inv.environment, "provider": inv.topology.provider,
+                          "hosts": rows,
+                          "groups": {g: list(h) for g, h in inv.groups.items()}}, indent=2))
+        return 0
+    print(f"environment {inv.environment} (provider {inv.topology.provider}): "
+          f"{len(rows)} hosts")
+    for r in rows:
+        extra = f"  ssh {r['ssh']}  ip {r['private_ip']}" if "ssh" in r else ""
+        print(f"  {r['host']:<24} {r['az']:<14} {','.join(r['groups'][1:-3]) or '-':<28}{extra}")
+    return 0
+
+
+def _summary(res: local.UpResult) -> str:
+    inv = res.inventory
+    verify = dict(res.steps).get("verify")
+    lines = [f"environment {inv.environment}: {len(inv.hosts)} hosts"]
+    lines.append(f"  {'host':<22} {'roles':<28} {'ssh':<17} {'private ip':<14} "
+                 f"{'ok':>3} {'chg':>4} {'fail':>4}  time source")
+    converge = dict(res.steps).get("converge")
+    for h in inv.hosts:
+        s = converge.hosts.get(h.name) if converge else None
+        report = verify.facts.get(h.name, {}) if verify else {}
+        roles = ",".join(["base", *h.groups[1:-3]])
+        ssh = f"127.0.0.1:{h.vars.get('ansible_port')}"
+        ok, chg, fail = (s.ok, s.changed, s.failed + s.unreachable) if s else ("-", "-", "-")
+        clock = report.get("chrony_reference", "-")
+        lines.append(f"  {h.name:<22} {roles:<28} {ssh:<17} {h.vars.get('qb_private_ip', ''):<14} "
+                     f"{ok:>3} {chg:>4} {fail:>4}  {clock}")
+    for step, run in res.steps:
+        lines.append(f"{step:<10} {run.status:<10} changed={run.changed:<4} "
+                     f"{run.duration:7.1f}s  {run.artifact_dir}")
+        for f in run.failed_tasks:
+            lines.append(f"  FAILED {f.host}: {f.task}: {f.message}")
+    lines.append(f"ssh: ssh -i .state/{inv.environment}/ssh/id_ed25519 -p PORT ansible@127.0.0.1")
+    return "\n".join(lines)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    progress = None if args.json else Progress()
+    started = time.monotonic()
+    res = local.up(args.env, on_event=progress, on_step=progress.step if progress else None)
+    if args.json:
+        print(json.dumps({"ok": res.ok, "duration": round(time.monotonic() - started, 1),
+                          "hosts": _inventory_rows(res.inventory),
+                          "steps": {s: r.to_dict() for s, r in res.steps}}, indent=2))
+    else:
+        print(_summary(res))
+        print(f"up {'succeeded' if res.ok else 'FAILED'} in {time.monotonic() - started:.1f}s")
+    return 0 if res.ok else 2
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    result = local.down(args.env, on_event=None if args.json else Progress())
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(f"down {args.env}: {result.status} in {result.duration:.1f}s")
+    return 0 if result.ok else 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="quantbot-infra",
+                                description="Provision and converge Quant-Bot environments.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a playbook against an environment")
+    run.add_argument("playbook", help="playbook name (site, verify, …) or path")
+    run.add_argument("--env", required=True)
+    run.add_argument("--limit")
+    run.add_argument("--tags")
+    run.add_argument("--skip-tags")
+    run.add_argument("-e", "--extra-vars", action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("--check", action="store_true", help="dry run: report what would change")
+    run.add_argument("--diff", action="store_true", help="show the changes to files")
+    run.add_argument("--json", action="store_true", help="print the result as JSON")
+    run.set_defaults(func=cmd_run)
+
+    inv = sub.add_parser("inventory", help="validate and show an environment's topology")
+    inv.add_argument("--env", required=True)
+    inv.add_argument("--json", action="store_true")
+    inv.set_defaults(func=cmd_inventory)
+
+    for name, func, text in (("up", cmd_up, "create, converge and verify a local environment"),
+                             ("down", cmd_down, "remove what 'up' made")):
+        sp = sub.add_parser(name, help=text)
+        sp.add_argument("env", nargs="?", default="dev")
+        sp.add_argument("--json", action="store_true")
+        sp.set_defaults(func=func)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (TopologyError, RunError, paths.ProjectError, local.ProviderError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

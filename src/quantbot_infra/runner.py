@@ -1,0 +1,254 @@
+"""Run playbooks programmatically through ansible-runner and get a typed result back.
+
+    from quantbot_infra.runner import run_playbook
+    result = run_playbook("site", env="dev", limit="class_pg", check=True)
+    if not result.ok:
+        for failure in result.failed_tasks:
+            print(failure.host, failure.task, failure.message)
+
+Secrets: pass them as ``secret_vars`` (written to a 0600 file outside the artifact directory
+and deleted after the run) or keep them in Ansible Vault; tasks that use them set ``no_log``.
+ansible-runner's env files, which would hold variables in clear, are never written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from quantbot_infra import paths
+
+EventCallback = Callable[[dict[str, Any]], None]
+
+_STAT_KEYS = ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored")
+
+
+@dataclass
+class HostSummary:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    rescued: int = 0
+    ignored: int = 0
+
+
+@dataclass
+class FailedTask:
+    host: str
+    task: str
+    message: str
+    unreachable: bool = False
+
+
+@dataclass
+class RunResult:
+    playbook: str
+    env: str
+    status: str  # successful | failed | timeout | canceled
+    rc: int
+    hosts: dict[str, HostSummary]
+    failed_tasks: list[FailedTask]
+    duration: float
+    artifact_dir: str
+    check: bool = False
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "successful" and self.rc == 0
+
+    @property
+    def changed(self) -> int:
+        return sum(h.changed for h in self.hosts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ok"] = self.ok
+        data.pop("facts")
+        return data
+
+
+class RunError(RuntimeError):
+    """A run could not be started (bad arguments); nothing was executed."""
+
+
+def _host_summaries(stats: Mapping[str, Mapping[str, int]] | None) -> dict[str, HostSummary]:
+    hosts: dict[str, HostSummary] = {}
+    if not stats:
+        return hosts
+    for key in _STAT_KEYS:
+        for host, count in (stats.get(key) or {}).items():
+            h = hosts.setdefault(host, HostSummary())
+            attr = {"failures": "failed", "dark": "unreachable"}.get(key, key)
+            setattr(h, attr, count)
+    return dict(sorted(hosts.items()))
+
+
+def _failure_message(res: Mapping[str, Any]) -> str:
+    if res.get("censored"):
+        return str(res["censored"])
+    for item in res.get("results") or []:
+        if isinstance(item, dict) and item.get("failed"):
+            label = item.get("_ansible_item_label", item.get("item", ""))
+            return f"item {label}: {_failure_message(item)}"
+    for key in ("msg", "stderr", "module_stderr", "reason"):
+        value = res.get(key)
+        if value:
+            return str(value).strip().splitlines()[-1][:500] if key != "msg" else str(value)[:500]
+    return "failed"
+
+
+def _event_failure(event: Mapping[str, Any]) -> FailedTask | None:
+    kind = event.get("event")
+    data = event.get("event_data") or {}
+    if kind == "runner_on_failed" and not data.get("ignore_errors"):
+        unreachable = False
+    elif kind == "runner_on_unreachable":
+        unreachable = True
+    else:
+        return None
+    return FailedTask(
+        host=str(data.get("host", "?")),
+        task=str(data.get("task", "?")),
+        message=_failure_message(data.get("res") or {}),
+        unreachable=unreachable,
+    )
+
+
+def _vault_password_file(env: str) -> Path | None:
+    explicit = os.environ.get("QB_VAULT_PASSWORD_FILE")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise RunError(f"QB_VAULT_PASSWORD_FILE={explicit}: file not found")
+        return path
+    generated = paths.state_dir(env) / "vault-pass"
+    return generated if generated.is_file() else None
+
+
+def run_playbook(
+    playbook: str,
+    env: str,
+    *,
+    limit: str | None = None,
+    tags: list[str] | str | None = None,
+    skip_tags: list[str] | str | None = None,
+    extra_vars: Mapping[str, Any] | None = None,
+    secret_vars: Mapping[str, Any] | None = None,
+    check: bool = False,
+    diff: bool = False,
+    inventory: str | Path | None = None,
+    on_event: EventCallback | None = None,
+    quiet: bool = True,
+    verbosity: int = 0,
+    forks: int | None = None,
+) -> RunResult:
+    """Run ``playbook`` against environment ``env`` and return its :class:`RunResult`."""
+    root = paths.project_dir()
+    playbook_file = paths.playbook_path(playbook, root)
+    inv = Path(inventory) if inventory else paths.inventory_dir(env, root)
+    if not inv.exists():
+        raise RunError(f"inventory {inv} not found")
+
+    ident = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    private_dir = paths.state_dir(env, root) / "runs"
+    private_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(private_dir, 0o700)
+
+    cmdline: list[str] = []
+    vault_file = _vault_password_file(env)
+    if vault_file:
+        cmdline += ["--vault-password-file", str(vault_file)]
+    if check:
+        cmdline.append("--check")
+    if diff:
+        cmdline.append("--diff")
+    if tags:
+        cmdline += ["--tags", tags if isinstance(tags, str) else ",".join(tags)]
+    if skip_tags:
+        cmdline += ["--skip-tags", skip_tags if isinstance(skip_tags, str) else ",".join(skip_tags)]
+
+    secret_file = None
+    if secret_vars:
+        fd, secret_file = tempfile.mkstemp(prefix="qb-secret-", suffix=".json")
+        with os.fdopen(fd, "w") as fh:  # mkstemp makes it 0600
+            json.dump(dict(secret_vars), fh)
+        cmdline += ["-e", f"@{secret_file}"]
+
+    facts: dict[str, dict[str, Any]] = {}
+    failures: list[FailedTask] = []
+
+    def handle(event: dict[str, Any]) -> bool:
+        failure = _event_failure(event)
+        if failure:
+            failures.append(failure)
+        data = event.get("event_data") or {}
+        if event.get("event") == "runner_on_ok":
+            res = data.get("res") or {}
+            published = res.get("ansible_facts", {}).get("qb_report")
+            if published is not None:
+                facts.setdefault(str(data.get("host")), {}).update(published)
+        if on_event:
+            on_event(event)
+        return True
+
+    venv_bin = str(Path(sys.executable).parent)
+    envvars = {
+        "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+        "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    started = time.monotonic()
+    try:
+        r = ansible_runner.run(
+            private_data_dir=str(private_dir),
+            project_dir=str(root),
+            ident=ident,
+            playbook=str(playbook_file),
+            inventory=str(inv.resolve()),
+            limit=limit,
+            extravars=dict(extra_vars) if extra_vars else None,
+            cmdline=" ".join(_quote(c) for c in cmdline) or None,
+            envvars=envvars,
+            suppress_env_files=True,
+            event_handler=handle,
+            quiet=quiet,
+            verbosity=verbosity or None,
+            forks=forks,
+            rotate_artifacts=50,
+        )
+    finally:
+        if secret_file:
+            Path(secret_file).unlink(missing_ok=True)
+
+    return RunResult(
+        playbook=str(playbook_file.relative_to(root)),
+        env=env,
+        status=r.status,
+        rc=r.rc,
+        hosts=_host_summaries(r.stats),
+        failed_tasks=failures,
+        duration=round(time.monotonic() - started, 2),
+        artifact_dir=str(r.config.artifact_dir),
+        check=check,
+        facts=facts,
+    )
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
