@@ -74,7 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run_playbook(
         args.playbook, args.env, limit=args.limit, tags=args.tags, skip_tags=args.skip_tags,
         extra_vars=_parse_extra_vars(args.extra_vars), check=args.check, diff=args.diff,
-        on_event=progress,
+        inventory=args.inventory, on_event=progress,
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a playbook against an environment")
     run.add_argument("playbook", help="playbook name (site, verify, …) or path")
     run.add_argument("--env", required=True)
+    run.add_argument("--inventory", help="inventory path (default: inventories/ENV)")
     run.add_argument("--limit")
     run.add_argument("--tags")
     run.add_argument("--skip-tags")

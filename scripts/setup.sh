@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# One-time (and idempotent) set-up of a Debian 12 controller, as root:
+# Docker engine (Debian's docker.io, started if not running), the project's virtualenv,
+# the test-host image, and the dev environment's generated secrets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '\033[1m== %s\033[0m\n' "$*"; }
+
+if [[ $EUID -ne 0 ]]; then
+  echo "setup needs root (it installs Debian packages and runs the Docker engine)" >&2
+  exit 1
+fi
+
+# --- Debian packages -------------------------------------------------------------------------
+need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
+command -v ssh >/dev/null || need+=(openssh-client)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+if ((${#need[@]})); then
+  log "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# --- Docker engine ---------------------------------------------------------------------------
+if ! docker info >/dev/null 2>&1; then
+  log "starting the Docker engine"
+  if [[ -d /run/systemd/system ]]; then
+    systemctl start docker
+  else
+    # no systemd on this machine: run the engine in the background, logging to a file
+    nohup dockerd >/var/log/quantbot-dockerd.log 2>&1 &
+  fi
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { echo "the Docker engine did not start; see /var/log/quantbot-dockerd.log" >&2; exit 1; }
+fi
+
+# --- virtualenv ------------------------------------------------------------------------------
+stamp=".venv/.quantbot-installed"
+want="$(sha256sum pyproject.toml | cut -c1-16)"
+if [[ ! -x .venv/bin/python ]]; then
+  log "creating .venv"
+  python3 -m venv .venv
+fi
+if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+  log "installing quantbot-infra with dev extras into .venv"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[dev]'
+  echo "$want" >"$stamp"
+fi
+
+# --- test-host image -------------------------------------------------------------------------
+log "test-host image"
+images/build.sh
+
+# --- dev secrets -----------------------------------------------------------------------------
+# dev's vault password is generated once into the ignored .state/ folder; staging, prod and dr
+# take theirs from QB_VAULT_PASSWORD_FILE.
+install -d -m 0700 .state .state/dev
+if [[ ! -s .state/dev/vault-pass ]]; then
+  (umask 077; head -c 32 /dev/urandom | base64 >.state/dev/vault-pass)
+fi
+log "setup done"

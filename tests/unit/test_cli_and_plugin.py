@@ -1,0 +1,102 @@
+"""The CLI's inventory command and the inventory plugin, through real ansible-inventory."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quantbot_infra import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def ansible_inventory(*args, cwd=ROOT):
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+               PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    return subprocess.run([str(BIN / "ansible-inventory"), *args], capture_output=True,
+                          text=True, cwd=cwd, env=env, check=False)
+
+
+def test_inventory_graph_shows_class_env_region_az_groups():
+    out = ansible_inventory("-i", "inventories/dev", "--graph")
+    assert out.returncode == 0, out.stderr
+    for group in ("@class_trading:", "@postgresql:", "@env_dev:", "@region_local:",
+                  "@az_local_a:", "@az_local_b:"):
+        assert group in out.stdout
+    assert out.stdout.count("dev-") >= 10
+
+
+def test_inventory_host_vars():
+    out = ansible_inventory("-i", "inventories/dev", "--host", "dev-pg-02")
+    assert out.returncode == 0, out.stderr
+    hv = json.loads(out.stdout)
+    assert hv["qb_class"] == "pg" and hv["qb_az"] == "local-b"
+    assert hv["ansible_host"] == "127.0.0.1" and hv["ansible_port"] == 22202
+
+
+def test_broken_topology_fails_with_the_field(tmp_path):
+    inv = tmp_path / "broken"
+    shutil.copytree(ROOT / "inventories" / "dev", inv)
+    topo = inv / "topology.yml"
+    topo.write_text(topo.read_text().replace("count: 1\n    groups: [gpu]", "count: lots\n    groups: [gpu]"))
+    out = ansible_inventory("-i", str(inv), "--graph")
+    assert out.returncode != 0
+    assert f"{topo}: classes[1].count: expected an integer, got str 'lots'" in out.stderr
+
+
+def test_cli_inventory_error_is_one_line(tmp_path, capsys):
+    inv = ROOT / "inventories"
+    bad = tmp_path / "topology.yml"
+    bad.write_text((inv / "dev" / "topology.yml").read_text().replace("az", "zone", 1))
+    env_dir = ROOT / "inventories" / "dev"
+    assert env_dir.is_dir()
+    from quantbot_infra import paths
+    orig = paths.inventory_dir
+    paths.inventory_dir = lambda env, root=None: tmp_path
+    try:
+        rc = cli.main(["inventory", "--env", "dev"])
+    finally:
+        paths.inventory_dir = orig
+    err = capsys.readouterr().err.strip()
+    assert rc == 1
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"error: {bad}: regions[0]")
+
+
+def test_cli_inventory_json(capsys):
+    assert cli.main(["inventory", "--env", "prod", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["provider"] == "aws"
+    assert "prod-bastion-01" in [h["host"] for h in data["hosts"]]
+
+
+def test_cli_unknown_environment(capsys):
+    assert cli.main(["inventory", "--env", "qa"]) == 1
+    assert "unknown environment 'qa'" in capsys.readouterr().err
+
+
+def test_cli_unknown_playbook(capsys):
+    assert cli.main(["run", "nosuch", "--env", "dev"]) == 1
+    assert "playbook 'nosuch' not found" in capsys.readouterr().err
+
+
+def test_cli_bad_extra_var(capsys):
+    assert cli.main(["run", "verify", "--env", "dev", "-e", "novalue"]) == 1
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("env", ["staging", "prod", "dr"])
+def test_up_refuses_cloud_environments(env, capsys):
+    assert cli.main(["up", env]) == 1
+    assert "drive the local provider only" in capsys.readouterr().err
+
+
+def test_role_readmes_are_generated_from_argument_specs():
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "role-docs.py"), "--check"],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
