@@ -1,0 +1,122 @@
+"""The runner API against real systemd containers over SSH."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quantbot_infra.runner import run_playbook
+
+from .conftest import docker_exec
+
+pytestmark = pytest.mark.integration
+HERE = Path(__file__).parent
+HOSTS = ["dev-app-01", "dev-app-02"]
+
+
+@pytest.fixture(scope="module")
+def converged(itest_inventory):
+    events = []
+    first = run_playbook("site", "dev", inventory=itest_inventory, on_event=events.append)
+    assert first.ok, first.failed_tasks
+    return first, events
+
+
+def test_converge_reports_per_host_changes_and_streams_events(converged):
+    result, events = converged
+    assert result.status == "successful" and result.rc == 0
+    assert sorted(h for h in result.hosts if h != "localhost") == HOSTS
+    assert all(result.hosts[h].changed > 0 and result.hosts[h].failed == 0 for h in HOSTS)
+    kinds = {e.get("event") for e in events}
+    assert {"playbook_on_start", "playbook_on_task_start", "runner_on_ok", "playbook_on_stats"} <= kinds
+    assert Path(result.artifact_dir, "job_events").is_dir()
+    # the converge really happened on the hosts
+    assert "PasswordAuthentication no" in docker_exec("dev-app-01", "cat", "/etc/ssh/sshd_config").stdout
+
+
+def test_second_converge_changes_nothing(converged, itest_inventory):
+    again = run_playbook("site", "dev", inventory=itest_inventory)
+    assert again.ok
+    assert {h: s.changed for h, s in again.hosts.items()} == {h: 0 for h in again.hosts}
+
+
+def test_check_mode_reports_drift_without_fixing_it(converged, itest_inventory):
+    conf = "/etc/systemd/journald.conf.d/50-quantbot.conf"
+    drift = docker_exec("dev-app-02", "sed", "-i", "s/MaxRetentionSec=.*/MaxRetentionSec=1day/", conf)
+    assert drift.returncode == 0
+    check = run_playbook("site", "dev", inventory=itest_inventory, check=True, diff=True,
+                         tags=["base_journald"], limit="dev-app-02")
+    assert check.ok and check.check
+    # the drifted file, and the restart it would trigger
+    assert check.hosts["dev-app-02"].changed == 2
+    assert "MaxRetentionSec=1day" in docker_exec("dev-app-02", "cat", conf).stdout
+    fix = run_playbook("site", "dev", inventory=itest_inventory, tags=["base_journald"],
+                       limit="dev-app-02")
+    assert fix.hosts["dev-app-02"].changed >= 1
+    assert "MaxRetentionSec=30day" in docker_exec("dev-app-02", "cat", conf).stdout
+
+
+def test_failed_task_is_reported_with_host_and_message(itest_inventory):
+    result = run_playbook(str(HERE / "playbooks" / "failing.yml"), "dev", inventory=itest_inventory)
+    assert not result.ok and result.status == "failed" and result.rc != 0
+    assert result.hosts["dev-app-01"].failed == 1
+    assert result.hosts["dev-app-02"].failed == 0 and result.hosts["dev-app-02"].ok == 1
+    [failure] = result.failed_tasks
+    assert failure.host == "dev-app-01"
+    assert failure.task == "Fail on the first app host only"
+    assert failure.message == "deliberate failure on dev-app-01"
+
+
+def test_limit_restricts_the_run(itest_inventory):
+    result = run_playbook("verify", "dev", inventory=itest_inventory, limit="dev-app-02")
+    assert result.ok
+    assert [h for h in result.hosts if h.startswith("dev-")] == ["dev-app-02"]
+    assert result.facts["dev-app-02"]["sshd_password_auth"] == "no"
+
+
+def test_secrets_never_reach_the_artifacts(itest_inventory, tmp_path, monkeypatch):
+    vaulted, passed = "QBVAULTMARKER7c1e", "QBPASSEDMARKER93ad"
+    vault_pass = tmp_path / "vault-pass"
+    vault_pass.write_text("itest-vault-password\n")
+    bindir = Path(sys.executable).parent
+    enc = subprocess.run(
+        [str(bindir / "ansible-vault"), "encrypt_string", "--vault-password-file", str(vault_pass),
+         vaulted, "--name", "itest_vaulted_secret"],
+        capture_output=True, text=True, check=True)
+    assert vaulted not in enc.stdout
+    (itest_inventory / "group_vars" / "all.yml").write_text(enc.stdout)
+    monkeypatch.setenv("QB_VAULT_PASSWORD_FILE", str(vault_pass))
+    try:
+        result = run_playbook(str(HERE / "playbooks" / "secret.yml"), "dev",
+                              inventory=itest_inventory, diff=True, verbosity=2,
+                              secret_vars={"itest_passed_secret": passed})
+    finally:
+        (itest_inventory / "group_vars" / "all.yml").unlink()
+    assert result.ok, result.failed_tasks
+    # the secrets were really used ...
+    assert docker_exec("dev-app-01", "cat", "/root/vaulted").stdout == vaulted
+    assert docker_exec("dev-app-01", "cat", "/root/passed").stdout == passed
+    # ... and appear nowhere in what the run left behind
+    runs_dir = Path(result.artifact_dir).parents[1]
+    grep = subprocess.run(["grep", "-rl", "-e", vaulted, "-e", passed, str(runs_dir)],
+                          capture_output=True, text=True, check=False)
+    assert grep.returncode == 1, f"secret found in {grep.stdout}"
+    assert any(Path(result.artifact_dir).rglob("*.json"))
+    # ansible-runner's env files (which would hold variables in clear) are never written
+    assert not Path(runs_dir, "env", "extravars").exists()
+    assert not [p for p in Path("/tmp").glob("qb-secret-*") if p.stat().st_uid == os.getuid()]
+
+
+def test_cli_run_json(itest_inventory):
+    bindir = Path(sys.executable).parent
+    out = subprocess.run(
+        [str(bindir / "quantbot-infra"), "run", "verify", "--env", "dev", "--inventory",
+         str(itest_inventory), "--json"], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    import json
+
+    data = json.loads(out.stdout)
+    assert data["ok"] is True and data["status"] == "successful"
+    assert set(HOSTS) <= set(data["hosts"])
