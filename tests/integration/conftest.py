@@ -53,6 +53,13 @@ def itest_inventory(tmp_path_factory) -> Path:
     down = run_playbook("provision", "dev", inventory=inv,
                         extra_vars={"qb_provision_state": "absent"})
     assert down.ok, down.failed_tasks
+    # `down` leaves nothing of the environment behind
+    left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=org.quantbot.network={NETWORK}"],
+                          capture_output=True, text=True, check=True)
+    assert left.stdout.strip() == ""
+    nets = subprocess.run(["docker", "network", "ls", "-q", "--filter", f"name=^{NETWORK}$"],
+                          capture_output=True, text=True, check=True)
+    assert nets.stdout.strip() == ""
     (ssh_dir / "known_hosts_itest").unlink(missing_ok=True)
 
 

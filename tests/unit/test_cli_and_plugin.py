@@ -49,23 +49,18 @@ def test_broken_topology_fails_with_the_field(tmp_path):
     assert f"{topo}: classes[1].count: expected an integer, got str 'lots'" in out.stderr
 
 
-def test_cli_inventory_error_is_one_line(tmp_path, capsys):
-    inv = ROOT / "inventories"
-    bad = tmp_path / "topology.yml"
-    bad.write_text((inv / "dev" / "topology.yml").read_text().replace("az", "zone", 1))
-    env_dir = ROOT / "inventories" / "dev"
-    assert env_dir.is_dir()
+def test_cli_inventory_error_is_one_line(tmp_path, capsys, monkeypatch):
     from quantbot_infra import paths
-    orig = paths.inventory_dir
-    paths.inventory_dir = lambda env, root=None: tmp_path
-    try:
-        rc = cli.main(["inventory", "--env", "dev"])
-    finally:
-        paths.inventory_dir = orig
+
+    bad = tmp_path / "topology.yml"
+    text = (ROOT / "inventories" / "dev" / "topology.yml").read_text()
+    bad.write_text(text.replace("    azs: [local-a, local-b]", "    zones: [local-a, local-b]"))
+    monkeypatch.setattr(paths, "inventory_dir", lambda env, root=None: tmp_path)
+    rc = cli.main(["inventory", "--env", "dev"])
     err = capsys.readouterr().err.strip()
     assert rc == 1
     assert len(err.splitlines()) == 1
-    assert err.startswith(f"error: {bad}: regions[0]")
+    assert err.startswith(f"error: {bad}: regions[0].zones: unknown key 'zones'")
 
 
 def test_cli_inventory_json(capsys):
