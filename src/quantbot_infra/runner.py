@@ -13,8 +13,10 @@ ansible-runner's env files, which would hold variables in clear, are never writt
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -154,6 +156,7 @@ def run_playbook(
     quiet: bool = True,
     verbosity: int = 0,
     forks: int | None = None,
+    timeout: int | None = None,
 ) -> RunResult:
     """Run ``playbook`` against environment ``env`` and return its :class:`RunResult`."""
     root = paths.project_dir()
@@ -228,13 +231,14 @@ def run_playbook(
             quiet=quiet,
             verbosity=verbosity or None,
             forks=forks,
+            timeout=timeout,
             rotate_artifacts=50,
         )
     finally:
         if secret_file:
             Path(secret_file).unlink(missing_ok=True)
 
-    return RunResult(
+    result = RunResult(
         playbook=str(playbook_file.relative_to(root)),
         env=env,
         status=r.status,
@@ -246,6 +250,34 @@ def run_playbook(
         check=check,
         facts=facts,
     )
+    _audit(result, limit=limit, tags=tags, skip_tags=skip_tags, extra_vars=extra_vars,
+           secret_names=sorted(secret_vars or {}), inventory=inv)
+    return result
+
+
+def _audit(result: RunResult, **request: Any) -> None:
+    """Append one JSON line per run to .state/<env>/audit.log: who ran what, where, and how it
+    went. Extra variables are recorded, secret ones by name only."""
+    record = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "user": getpass.getuser(),
+        "controller": socket.gethostname(),
+        "env": result.env,
+        "playbook": result.playbook,
+        "inventory": str(request.pop("inventory")),
+        "check": result.check,
+        **{k: v for k, v in request.items() if v},
+        "status": result.status,
+        "rc": result.rc,
+        "changed": result.changed,
+        "failed_hosts": sorted({f.host for f in result.failed_tasks}),
+        "duration": result.duration,
+        "artifact_dir": result.artifact_dir,
+    }
+    log = paths.state_dir(result.env) / "audit.log"
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a") as fh:
+        fh.write(json.dumps(record, default=str) + "\n")
 
 
 def _quote(arg: str) -> str:

@@ -1,5 +1,6 @@
 """The runner API against real systemd containers over SSH."""
 
+import json
 import os
 import subprocess
 import sys
@@ -98,15 +99,20 @@ def test_secrets_never_reach_the_artifacts(itest_inventory, tmp_path, monkeypatc
     # the secrets were really used ...
     assert docker_exec("dev-app-01", "cat", "/root/vaulted").stdout == vaulted
     assert docker_exec("dev-app-01", "cat", "/root/passed").stdout == passed
-    # ... and appear nowhere in what the run left behind
+    # ... and appear nowhere in what the run left behind (artifacts, audit log, fact cache)
     runs_dir = Path(result.artifact_dir).parents[1]
-    grep = subprocess.run(["grep", "-rl", "-e", vaulted, "-e", passed, str(runs_dir)],
+    state = runs_dir.parent
+    grep = subprocess.run(["grep", "-rl", "-e", vaulted, "-e", passed, str(state)],
                           capture_output=True, text=True, check=False)
     assert grep.returncode == 1, f"secret found in {grep.stdout}"
     assert any(Path(result.artifact_dir).rglob("*.json"))
     # ansible-runner's env files (which would hold variables in clear) are never written
     assert not Path(runs_dir, "env", "extravars").exists()
     assert not [p for p in Path("/tmp").glob("qb-secret-*") if p.stat().st_uid == os.getuid()]
+    # the audit log records the run, naming the secret without its value
+    record = json.loads((state / "audit.log").read_text().splitlines()[-1])
+    assert record["playbook"].endswith("secret.yml") and record["status"] == "successful"
+    assert record["secret_names"] == ["itest_passed_secret"]
 
 
 def test_cli_run_json(itest_inventory):
@@ -115,8 +121,46 @@ def test_cli_run_json(itest_inventory):
         [str(bindir / "quantbot-infra"), "run", "verify", "--env", "dev", "--inventory",
          str(itest_inventory), "--json"], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
-    import json
-
     data = json.loads(out.stdout)
     assert data["ok"] is True and data["status"] == "successful"
     assert set(HOSTS) <= set(data["hosts"])
+
+
+def test_provision_again_changes_nothing(itest_inventory):
+    again = run_playbook("provision", "dev", inventory=itest_inventory)
+    assert again.ok and again.hosts["localhost"].changed == 0
+
+
+def _ssh(key: Path, user: str, port: int) -> subprocess.CompletedProcess:
+    # a login attempt to the test's own container, published on loopback
+    return subprocess.run(
+        ["ssh", "-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+         "-o", "ConnectTimeout=10", "-p", str(port), f"{user}@127.0.0.1", "id -un"],
+        capture_output=True, text=True, check=False)
+
+
+def test_admin_logs_in_with_key_only_and_is_removed(converged, itest_inventory, tmp_path):
+    key, other = tmp_path / "carol", tmp_path / "other"
+    for k in (key, other):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(k)], check=True)
+    pub = key.with_suffix(".pub").read_text().strip()
+    port = 23001  # dev-app-01
+    users = {"base_admin_users": [{"name": "carol", "ssh_keys": [pub]}]}
+    added = run_playbook("site", "dev", inventory=itest_inventory, limit="dev-app-01",
+                         tags=["base_users"], extra_vars=users)
+    assert added.ok and added.hosts["dev-app-01"].changed == 2
+    login = _ssh(key, "carol", port)
+    assert login.returncode == 0, login.stderr
+    assert login.stdout.strip() == "carol"
+    assert "Permission denied" in _ssh(other, "carol", port).stderr
+    # root never logs in, not even with the automation key
+    auto_key = Path(str(itest_inventory / "group_vars" / "env_dev.yml"))
+    auto = next(line.split(": ", 1)[1] for line in auto_key.read_text().splitlines()
+                if line.startswith("ansible_ssh_private_key_file"))
+    assert "Permission denied" in _ssh(Path(auto), "root", port).stderr
+    gone = {"base_admin_users": [{"name": "carol", "state": "absent"}]}
+    removed = run_playbook("site", "dev", inventory=itest_inventory, limit="dev-app-01",
+                           tags=["base_users"], extra_vars=gone)
+    assert removed.ok and removed.hosts["dev-app-01"].changed == 1
+    assert _ssh(key, "carol", port).returncode != 0
