@@ -70,7 +70,7 @@ def test_failed_task_is_reported_with_host_and_message(itest_inventory):
     assert failure.message == "deliberate failure on dev-app-01"
 
 
-def test_limit_restricts_the_run(itest_inventory):
+def test_limit_restricts_the_run(converged, itest_inventory):
     result = run_playbook("verify", "dev", inventory=itest_inventory, limit="dev-app-02")
     assert result.ok
     assert [h for h in result.hosts if h.startswith("dev-")] == ["dev-app-02"]
@@ -115,7 +115,7 @@ def test_secrets_never_reach_the_artifacts(itest_inventory, tmp_path, monkeypatc
     assert record["secret_names"] == ["itest_passed_secret"]
 
 
-def test_cli_run_json(itest_inventory):
+def test_cli_run_json(converged, itest_inventory):
     bindir = Path(sys.executable).parent
     out = subprocess.run(
         [str(bindir / "quantbot-infra"), "run", "verify", "--env", "dev", "--inventory",
