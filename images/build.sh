@@ -20,6 +20,7 @@ if [[ "$current" == "$hash" && "${QB_FORCE_IMAGE_BUILD:-0}" != 1 ]]; then
 fi
 
 echo "building $ref (recipe $hash)"
+previous="$(docker image inspect -f '{{ .Id }}' "$ref" 2>/dev/null || true)"
 work="$(mktemp -d /var/tmp/qb-image.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 rootfs="$work/rootfs"
@@ -40,4 +41,8 @@ docker build --quiet \
   --label "org.quantbot.recipe=$hash" \
   -t "$ref" "$recipe" >/dev/null
 docker image rm "$IMAGE-rootfs:$hash" >/dev/null || true
+# the superseded image goes too, unless a host still runs on it
+if [[ -n "$previous" && "$previous" != "$(docker image inspect -f '{{ .Id }}' "$ref")" ]]; then
+  docker image rm "$previous" >/dev/null 2>&1 || true
+fi
 echo "built $ref in $((SECONDS - start))s"

@@ -141,25 +141,38 @@ def _ssh(key: Path, user: str, port: int) -> subprocess.CompletedProcess:
 
 
 def test_admin_logs_in_with_key_only_and_is_removed(converged, itest_inventory, tmp_path):
-    key, other = tmp_path / "carol", tmp_path / "other"
-    for k in (key, other):
+    key, other, dkey = tmp_path / "carol", tmp_path / "other", tmp_path / "dave"
+    for k in (key, other, dkey):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(k)], check=True)
     pub = key.with_suffix(".pub").read_text().strip()
     port = 23001  # dev-app-01
-    users = {"base_admin_users": [{"name": "carol", "ssh_keys": [pub]}]}
+    dpub = dkey.with_suffix(".pub").read_text().strip()
+    users = {"base_admin_users": [{"name": "carol", "ssh_keys": [pub]},
+                                  {"name": "dave", "sudo": False, "ssh_keys": [dpub]}]}
     added = run_playbook("site", "dev", inventory=itest_inventory, limit="dev-app-01",
                          tags=["base_users"], extra_vars=users)
-    assert added.ok and added.hosts["dev-app-01"].changed == 2
+    assert added.ok, added.failed_tasks
+    assert added.hosts["dev-app-01"].changed == 2  # accounts, keys
     login = _ssh(key, "carol", port)
     assert login.returncode == 0, login.stderr
     assert login.stdout.strip() == "carol"
     assert "Permission denied" in _ssh(other, "carol", port).stderr
+    # an administrator without sudo logs in but cannot escalate
+    assert _ssh(dkey, "dave", port).stdout.strip() == "dave"
+    assert docker_exec("dev-app-01", "su", "-", "dave", "-c", "sudo -n true").returncode != 0
+    # taking sudo away from an administrator revokes it
+    demote = {"base_admin_users": [{"name": "carol", "sudo": False, "ssh_keys": [pub]},
+                                   {"name": "dave", "sudo": False, "ssh_keys": [dpub]}]}
+    assert run_playbook("site", "dev", inventory=itest_inventory, limit="dev-app-01",
+                        tags=["base_users"], extra_vars=demote).ok
+    assert "sudo" not in docker_exec("dev-app-01", "id", "-Gn", "carol").stdout.split()
     # root never logs in, not even with the automation key
     auto_key = Path(str(itest_inventory / "group_vars" / "env_dev.yml"))
     auto = next(line.split(": ", 1)[1] for line in auto_key.read_text().splitlines()
                 if line.startswith("ansible_ssh_private_key_file"))
     assert "Permission denied" in _ssh(Path(auto), "root", port).stderr
-    gone = {"base_admin_users": [{"name": "carol", "state": "absent"}]}
+    gone = {"base_admin_users": [{"name": "carol", "state": "absent"},
+                                 {"name": "dave", "state": "absent"}]}
     removed = run_playbook("site", "dev", inventory=itest_inventory, limit="dev-app-01",
                            tags=["base_users"], extra_vars=gone)
     assert removed.ok and removed.hosts["dev-app-01"].changed == 1

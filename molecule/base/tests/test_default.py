@@ -53,6 +53,7 @@ def test_admin_users(host):
     bob = host.user("bob")
     assert bob.exists
     assert "sudo" not in bob.groups
+    assert "ssh-users" in bob.groups and "ssh-users" in alice.groups
     assert not host.user("mallory").exists
     assert not host.file("/home/mallory").exists
 
