@@ -177,3 +177,18 @@ def test_admin_logs_in_with_key_only_and_is_removed(converged, itest_inventory, 
                            tags=["base_users"], extra_vars=gone)
     assert removed.ok and removed.hosts["dev-app-01"].changed == 1
     assert _ssh(key, "carol", port).returncode != 0
+
+
+def test_unreachable_host_is_reported(converged, itest_inventory):
+    # runs last in this module: it stops a host, then brings it back
+    assert subprocess.run(["docker", "stop", "dev-app-02"], capture_output=True, check=False).returncode == 0
+    try:
+        result = run_playbook("verify", "dev", inventory=itest_inventory)
+        assert not result.ok
+        assert result.hosts["dev-app-02"].unreachable == 1
+        assert result.hosts["dev-app-01"].failed == 0 and result.hosts["dev-app-01"].ok > 0
+        [failure] = result.failed_tasks
+        assert failure.host == "dev-app-02" and failure.unreachable
+    finally:
+        back = run_playbook("provision", "dev", inventory=itest_inventory)
+        assert back.ok, back.failed_tasks
