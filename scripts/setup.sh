@@ -40,7 +40,7 @@ fi
 
 # --- virtualenv ------------------------------------------------------------------------------
 stamp=".venv/.quantbot-installed"
-want="$(sha256sum pyproject.toml | cut -c1-16)"
+want="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
 if [[ ! -x .venv/bin/python ]]; then
   log "creating .venv"
   python3 -m venv .venv
@@ -48,7 +48,8 @@ fi
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   log "installing quantbot-infra with dev extras into .venv"
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev]'
+  # constraints.txt pins the whole tested set (refresh: pip freeze --exclude-editable)
+  .venv/bin/pip install -q -c constraints.txt -e '.[dev]'
   echo "$want" >"$stamp"
 fi
 
