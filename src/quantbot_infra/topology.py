@@ -57,11 +57,14 @@ GroupName = Annotated[StrictStr, Field(pattern=GROUP_RE, max_length=40)]
 class TopologyError(ValueError):
     """A topology file is malformed. ``str(err)`` is one line: file, field, expectation."""
 
-    def __init__(self, path: str | Path, field_path: str, message: str) -> None:
+    def __init__(self, path: str | Path, field_path: str, message: str,
+                 line: int | None = None) -> None:
         self.path = str(path)
         self.field = field_path
         self.message = message
-        where = f"{self.path}: {field_path}: " if field_path else f"{self.path}: "
+        self.line = line
+        where = f"{self.path}:{line}" if line else self.path
+        where += f": {field_path}: " if field_path else ": "
         super().__init__(where + message)
 
 
@@ -444,8 +447,34 @@ def _allowed_keys() -> dict[str, list[str]]:
     }
 
 
-def parse_topology(data: Any, source: str | Path = "<topology>") -> Topology:
-    """Validate already-loaded YAML data; raise TopologyError on the first problem."""
+def _line_of(node: yaml.Node | None, field_path: str) -> int | None:
+    """1-based line of the deepest YAML node along ``field_path`` (``classes[1].count``)."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in re.findall(r"[^.\[\]]+", field_path):
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == part:
+                    # an unknown key is reported at the key itself
+                    line, node = key_node.start_mark.line + 1, value_node
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]
+        else:
+            return line
+        line = max(line, node.start_mark.line + 1) if not isinstance(node, yaml.ScalarNode) \
+            else node.start_mark.line + 1
+    return line
+
+
+def parse_topology(data: Any, source: str | Path = "<topology>",
+                   node: yaml.Node | None = None) -> Topology:
+    """Validate already-loaded YAML data; raise TopologyError on the first problem.
+
+    With ``node`` (the composed YAML document) errors also name the line."""
     if not isinstance(data, dict):
         raise TopologyError(source, "", f"expected a mapping at the top level, got {_describe(data)}")
     try:
@@ -455,7 +484,7 @@ def parse_topology(data: Any, source: str | Path = "<topology>") -> Topology:
         # report the most specific problem first: a precise field beats a parent's type error
         errors.sort(key=lambda e: (e["type"] == "missing", -len(e["loc"])))
         field_path, message = _message_for(errors[0], _allowed_keys())
-        raise TopologyError(source, field_path, message) from None
+        raise TopologyError(source, field_path, message, _line_of(node, field_path)) from None
 
 
 def load_topology(path: str | Path) -> Topology:
@@ -471,13 +500,14 @@ def load_topology(path: str | Path) -> Topology:
         raise TopologyError(p, "", f"cannot be read: {exc.strerror}") from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"line {mark.line + 1}" if mark else "YAML"
         raise TopologyError(p, line, f"invalid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise TopologyError(p, "", f"invalid YAML: {exc}") from None
-    return parse_topology(data, p)
+    return parse_topology(data, p, node)
 
 
 def load_inventory(path: str | Path) -> Inventory:

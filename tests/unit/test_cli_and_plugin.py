@@ -46,7 +46,8 @@ def test_broken_topology_fails_with_the_field(tmp_path):
     topo.write_text(topo.read_text().replace("count: 1\n    groups: [gpu]", "count: lots\n    groups: [gpu]"))
     out = ansible_inventory("-i", str(inv), "--graph")
     assert out.returncode != 0
-    assert f"{topo}: classes[1].count: expected an integer, got str 'lots'" in out.stderr
+    line = topo.read_text().splitlines().index("    count: lots") + 1
+    assert f"{topo}:{line}: classes[1].count: expected an integer, got str 'lots'" in out.stderr
 
 
 def test_cli_inventory_error_is_one_line(tmp_path, capsys, monkeypatch):
@@ -60,7 +61,8 @@ def test_cli_inventory_error_is_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert rc == 1
     assert len(err.splitlines()) == 1
-    assert err.startswith(f"error: {bad}: regions[0].zones: unknown key 'zones'")
+    line = bad.read_text().splitlines().index("    zones: [local-a, local-b]") + 1
+    assert err.startswith(f"error: {bad}:{line}: regions[0].zones: unknown key 'zones'")
 
 
 def test_cli_inventory_json(capsys):

@@ -175,3 +175,43 @@ def test_dev_is_the_platform_in_small():
         counts[h.node_class] = counts.get(h.node_class, 0) + 1
     assert counts == {"trading": 2, "gpu": 1, "pg": 2, "redis": 2, "vpn": 2, "monitoring": 1}
     assert len({h.vars["ansible_port"] for h in inv.hosts}) == 10
+
+
+@pytest.mark.parametrize("field", ["classes[1].count", "classes[0].colour", "classes[1].azs[0]",
+                                   "local.subnet"])
+def test_errors_in_files_name_the_line(tmp_path, field):
+    text = """\
+plugin: quantbot_topology
+environment: dev
+provider: local
+local:
+  network: qb-t
+  subnet: 10.240.50.0/24
+  ssh_port_base: 24000
+regions:
+  - name: local
+    azs: [local-a, local-b]
+classes:
+  - name: pg
+    count: 3
+  - name: mon
+    count: 1  # mon
+    azs:
+      - local-b
+"""
+    breakage = {
+        "classes[1].count": ("count: 1  # mon", "count: 500  # mon"),
+        "classes[0].colour": ("    count: 3\n", "    count: 3\n    colour: blue\n"),
+        "classes[1].azs[0]": ("- local-b", "- eu-west-1a"),
+        "local.subnet": ("subnet: 10.240.50.0/24", "subnet: 10.240.50.1/24"),
+    }[field]
+    broken = text.replace(*breakage)
+    f = tmp_path / "topology.yml"
+    f.write_text(broken)
+    with pytest.raises(TopologyError) as err:
+        load_topology(f)
+    line = next(i for i, ln in enumerate(broken.splitlines(), 1)
+                if ln.strip() == breakage[1].strip().splitlines()[-1].strip())
+    assert err.value.field == field
+    assert err.value.line == line, str(err.value)
+    assert str(err.value).startswith(f"{f}:{line}: {field}: ")
