@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from quantbot_infra import __version__, local, paths
@@ -139,7 +140,8 @@ def _summary(res: local.UpResult) -> str:
 def cmd_up(args: argparse.Namespace) -> int:
     progress = None if args.json else Progress()
     started = time.monotonic()
-    res = local.up(args.env, on_event=progress, on_step=progress.step if progress else None)
+    res = local.up(args.env, on_event=progress, on_step=progress.step if progress else None,
+                   inventory=args.inventory)
     if args.json:
         print(json.dumps({"ok": res.ok, "duration": round(time.monotonic() - started, 1),
                           "hosts": _inventory_rows(res.inventory),
@@ -151,7 +153,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    result = local.down(args.env, on_event=None if args.json else Progress())
+    result = local.down(args.env, on_event=None if args.json else Progress(),
+                        inventory=args.inventory)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -187,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                              ("down", cmd_down, "remove what 'up' made")):
         sp = sub.add_parser(name, help=text)
         sp.add_argument("env", nargs="?", default="dev")
+        sp.add_argument("--inventory", type=Path, help="inventory path (default: inventories/ENV)")
         sp.add_argument("--json", action="store_true")
         sp.set_defaults(func=func)
     return p

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,8 +50,8 @@ def ensure_ssh_key(env: str) -> Path:
     return key
 
 
-def _require_local(env: str) -> Inventory:
-    inv = load_inventory(paths.inventory_dir(env))
+def _require_local(env: str, inventory: Path | None = None) -> Inventory:
+    inv = load_inventory(inventory or paths.inventory_dir(env))
     if inv.topology.provider != "local":
         raise ProviderError(
             f"environment {env!r} uses provider {inv.topology.provider!r}; "
@@ -66,25 +67,26 @@ def _require_local(env: str) -> Inventory:
 
 
 def up(env: str, on_event: EventCallback | None = None,
-       on_step: callable | None = None) -> UpResult:
+       on_step: Callable[[str], None] | None = None, inventory: Path | None = None) -> UpResult:
     """Provision the environment's containers, converge site.yml, then verify."""
-    inv = _require_local(env)
+    inv = _require_local(env, inventory)
     ensure_ssh_key(env)
     result = UpResult(inv)
     for step, playbook in (("provision", "provision"), ("converge", "site"),
                            ("verify", "verify")):
         if on_step:
             on_step(step)
-        run = run_playbook(playbook, env, on_event=on_event)
+        run = run_playbook(playbook, env, on_event=on_event, inventory=inventory)
         result.steps.append((step, run))
         if not run.ok:
             break
     return result
 
 
-def down(env: str, on_event: EventCallback | None = None) -> RunResult:
+def down(env: str, on_event: EventCallback | None = None,
+         inventory: Path | None = None) -> RunResult:
     """Remove every container and the network that ``up`` made for the environment."""
-    _require_local(env)
+    _require_local(env, inventory)
     ensure_ssh_key(env)
     return run_playbook("provision", env, extra_vars={"qb_provision_state": "absent"},
-                        on_event=on_event)
+                        on_event=on_event, inventory=inventory)

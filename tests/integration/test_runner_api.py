@@ -179,6 +179,21 @@ def test_admin_logs_in_with_key_only_and_is_removed(converged, itest_inventory, 
     assert _ssh(key, "carol", port).returncode != 0
 
 
+def test_cli_up_again_converges_nothing_and_summarises(converged, itest_inventory):
+    bindir = Path(sys.executable).parent
+    out = subprocess.run(
+        [str(bindir / "quantbot-infra"), "up", "dev", "--inventory", str(itest_inventory)],
+        capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    # the summary names each host with its endpoint, and every step changed nothing
+    assert any(ln.split()[:1] == ["dev-app-01"] and "127.0.0.1:23001" in ln for ln in lines)
+    for step in ("provision", "converge", "verify"):
+        [row] = [ln for ln in lines if ln.startswith(step + " ")]
+        assert "successful" in row and "changed=0 " in row, row
+    assert "task " in out.stderr  # progress went to stderr while it ran
+
+
 def test_unreachable_host_is_reported(converged, itest_inventory):
     # runs last in this module: it stops a host, then brings it back
     assert subprocess.run(["docker", "stop", "dev-app-02"], capture_output=True, check=False).returncode == 0
