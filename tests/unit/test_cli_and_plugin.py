@@ -97,3 +97,17 @@ def test_role_readmes_are_generated_from_argument_specs():
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "role-docs.py"), "--check"],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
+
+
+def test_precheck_refuses_a_foreign_inventory_before_touching_hosts():
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+               PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", ANSIBLE_NOCOLOR="1")
+    out = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", "stray-host.invalid,", "playbooks/site.yml",
+         "--limit", "stray-host.invalid"],
+        capture_output=True, text=True, cwd=ROOT, env=env, check=False)
+    assert out.returncode != 0
+    assert "not a single quantbot topology" in out.stdout + out.stderr
+    # it stopped in the precheck: no connection was attempted, no role task ran
+    assert "UNREACHABLE" not in out.stdout
+    assert "Gathering Facts" not in out.stdout
