@@ -88,7 +88,7 @@ def _inventory_rows(inv: Inventory) -> list[dict[str, Any]]:
     rows = []
     for h in inv.hosts:
         row = {"host": h.name, "class": h.node_class, "groups": list(h.groups),
-               "region": h.region, "az": h.az}
+               "role_groups": list(h.role_groups), "region": h.region, "az": h.az}
         if "ansible_port" in h.vars:
             row["ssh"] = f"{h.vars['ansible_host']}:{h.vars['ansible_port']}"
             row["private_ip"] = h.vars["qb_private_ip"]
@@ -108,7 +108,7 @@ def cmd_inventory(args: argparse.Namespace) -> int:
           f"{len(rows)} hosts")
     for r in rows:
         extra = f"  ssh {r['ssh']}  ip {r['private_ip']}" if "ssh" in r else ""
-        print(f"  {r['host']:<24} {r['az']:<14} {','.join(r['groups'][1:-3]) or '-':<28}{extra}")
+        print(f"  {r['host']:<24} {r['az']:<14} {','.join(r['role_groups']) or '-':<28}{extra}")
     return 0
 
 
@@ -122,7 +122,7 @@ def _summary(res: local.UpResult) -> str:
     for h in inv.hosts:
         s = converge.hosts.get(h.name) if converge else None
         report = verify.facts.get(h.name, {}) if verify else {}
-        roles = ",".join(["base", *h.groups[1:-3]])
+        roles = ",".join(["base", *h.role_groups])
         ssh = f"127.0.0.1:{h.vars.get('ansible_port')}"
         ok, chg, fail = (s.ok, s.changed, s.failed + s.unreachable) if s else ("-", "-", "-")
         clock = report.get("chrony_reference", "-")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import shlex
 import socket
 import sys
 import tempfile
@@ -129,14 +130,14 @@ def _event_failure(event: Mapping[str, Any]) -> FailedTask | None:
     )
 
 
-def _vault_password_file(env: str) -> Path | None:
+def _vault_password_file(state: Path) -> Path | None:
     explicit = os.environ.get("QB_VAULT_PASSWORD_FILE")
     if explicit:
         path = Path(explicit)
         if not path.is_file():
             raise RunError(f"QB_VAULT_PASSWORD_FILE={explicit}: file not found")
         return path
-    generated = paths.state_dir(env) / "vault-pass"
+    generated = state / "vault-pass"
     return generated if generated.is_file() else None
 
 
@@ -166,22 +167,22 @@ def run_playbook(
         raise RunError(f"inventory {inv} not found")
 
     ident = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    private_dir = paths.state_dir(env, root) / "runs"
+    state = paths.state_dir(env, root)
+    private_dir = state / "runs"
     private_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(private_dir, 0o700)
 
     cmdline: list[str] = []
-    vault_file = _vault_password_file(env)
+    vault_file = _vault_password_file(state)
     if vault_file:
         cmdline += ["--vault-password-file", str(vault_file)]
     if check:
         cmdline.append("--check")
     if diff:
         cmdline.append("--diff")
-    if tags:
-        cmdline += ["--tags", tags if isinstance(tags, str) else ",".join(tags)]
-    if skip_tags:
-        cmdline += ["--skip-tags", skip_tags if isinstance(skip_tags, str) else ",".join(skip_tags)]
+    for flag, names in (("--tags", tags), ("--skip-tags", skip_tags)):
+        if names:
+            cmdline += [flag, names if isinstance(names, str) else ",".join(names)]
 
     secret_file = None
     if secret_vars:
@@ -224,7 +225,7 @@ def run_playbook(
             inventory=str(inv.resolve()),
             limit=limit,
             extravars=dict(extra_vars) if extra_vars else None,
-            cmdline=" ".join(_quote(c) for c in cmdline) or None,
+            cmdline=shlex.join(cmdline) or None,
             envvars=envvars,
             suppress_env_files=True,
             event_handler=handle,
@@ -250,12 +251,12 @@ def run_playbook(
         check=check,
         facts=facts,
     )
-    _audit(result, limit=limit, tags=tags, skip_tags=skip_tags, extra_vars=extra_vars,
+    _audit(result, state / "audit.log", limit=limit, tags=tags, skip_tags=skip_tags, extra_vars=extra_vars,
            secret_names=sorted(secret_vars or {}), inventory=inv)
     return result
 
 
-def _audit(result: RunResult, **request: Any) -> None:
+def _audit(result: RunResult, log: Path, **request: Any) -> None:
     """Append one JSON line per run to .state/<env>/audit.log: who ran what, where, and how it
     went. Extra variables are recorded, secret ones by name only."""
     record = {
@@ -274,13 +275,7 @@ def _audit(result: RunResult, **request: Any) -> None:
         "duration": result.duration,
         "artifact_dir": result.artifact_dir,
     }
-    log = paths.state_dir(result.env) / "audit.log"
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(fd, "a") as fh:
         fh.write(json.dumps(record, default=str) + "\n")
 
-
-def _quote(arg: str) -> str:
-    import shlex
-
-    return shlex.quote(arg)

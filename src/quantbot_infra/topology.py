@@ -264,7 +264,8 @@ class Host:
     index: int
     region: str
     az: str
-    groups: tuple[str, ...]
+    groups: tuple[str, ...]  # every group: class, role groups, env, region, AZ
+    role_groups: tuple[str, ...]
     vars: dict[str, Any] = field(default_factory=dict)
 
 
@@ -332,7 +333,8 @@ def build_inventory(topo: Topology) -> Inventory:
                         "qb_local_image": topo.local.image,
                     }
                 )
-            hosts.append(Host(name, cls.name, index, region.name, az, host_groups, hv))
+            hosts.append(Host(name, cls.name, index, region.name, az, host_groups,
+                              tuple(cls.groups), hv))
             for g in host_groups:
                 groups.setdefault(g, []).append(name)
     # groups that exist even when empty, so playbooks can target them unconditionally
@@ -456,17 +458,16 @@ def _line_of(node: yaml.Node | None, field_path: str) -> int | None:
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 if key_node.value == part:
-                    # an unknown key is reported at the key itself
+                    # a field is reported at its key (an unknown key too)
                     line, node = key_node.start_mark.line + 1, value_node
                     break
             else:
                 return line
         elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
             node = node.value[int(part)]
+            line = node.start_mark.line + 1
         else:
             return line
-        line = max(line, node.start_mark.line + 1) if not isinstance(node, yaml.ScalarNode) \
-            else node.start_mark.line + 1
     return line
 
 
