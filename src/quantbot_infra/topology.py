@@ -44,6 +44,7 @@ BUILTIN_ROLE_GROUPS: dict[str, str] = {
     "vpn_gateway": "site-to-site WireGuard gateways",
     "monitoring": "Prometheus, Alertmanager and dashboards",
     "bastion": "SSH jump hosts",
+    "backup": "backup repository hosts (pgBackRest)",
 }
 
 NAME_RE = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"

@@ -1,0 +1,131 @@
+# Pure functions behind the qb_pg_replication_facts module: they turn what PostgreSQL reports
+# (one JSON document, see QUERY) into the replication summary health gates and DR rely on.
+# No database access here, so they are unit-tested on rows taken from real servers.
+
+from __future__ import annotations
+
+QUERY = """
+SELECT json_build_object(
+  'in_recovery', pg_is_in_recovery(),
+  'now', extract(epoch FROM clock_timestamp()),
+  'current_lsn', CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,
+  'receive_lsn', pg_last_wal_receive_lsn()::text,
+  'replay_lsn', pg_last_wal_replay_lsn()::text,
+  'replay_timestamp', extract(epoch FROM pg_last_xact_replay_timestamp()),
+  'timeline', (SELECT timeline_id FROM pg_control_checkpoint()),
+  'synchronous_standby_names', current_setting('synchronous_standby_names'),
+  'replication', (SELECT coalesce(json_agg(json_build_object(
+      'application_name', application_name, 'client_addr', host(client_addr), 'state', state,
+      'sent_lsn', sent_lsn::text, 'write_lsn', write_lsn::text, 'flush_lsn', flush_lsn::text,
+      'replay_lsn', replay_lsn::text, 'write_lag', extract(epoch FROM write_lag),
+      'flush_lag', extract(epoch FROM flush_lag), 'replay_lag', extract(epoch FROM replay_lag),
+      'sync_state', sync_state) ORDER BY application_name), '[]'::json) FROM pg_stat_replication),
+  'slots', (SELECT coalesce(json_agg(json_build_object(
+      'slot_name', slot_name, 'slot_type', slot_type, 'active', active, 'wal_status', wal_status,
+      'restart_lsn', restart_lsn::text) ORDER BY slot_name), '[]'::json) FROM pg_replication_slots),
+  'receiver', (SELECT row_to_json(r) FROM (SELECT status, sender_host, sender_port, slot_name,
+      flushed_lsn::text AS flushed_lsn, latest_end_lsn::text AS latest_end_lsn
+      FROM pg_stat_wal_receiver) r)
+)
+"""
+
+
+def parse_lsn(text):
+    """'16/B374D848' -> byte position; None stays None."""
+    if text is None:
+        return None
+    try:
+        high, low = str(text).split("/")
+        return (int(high, 16) << 32) + int(low, 16)
+    except ValueError:
+        raise ValueError("not a WAL location: %r" % (text,)) from None
+
+
+def _diff(a, b):
+    if a is None or b is None:
+        return None
+    return max(a - b, 0)
+
+
+def _seconds(value):
+    return None if value is None else round(float(value), 3)
+
+
+def summarize(report):
+    """Summary of one server's replication state from the QUERY document."""
+    in_recovery = bool(report["in_recovery"])
+    out = {
+        "state": "running",
+        "role": "replica" if in_recovery else "primary",
+        "timeline": report.get("timeline"),
+        "synchronous_standby_names": report.get("synchronous_standby_names") or "",
+        "replicas": [],
+        "slots": [],
+        "upstream": None,
+    }
+    if in_recovery:
+        receive = parse_lsn(report.get("receive_lsn"))
+        replay = parse_lsn(report.get("replay_lsn"))
+        out["wal_lsn"] = report.get("receive_lsn") or report.get("replay_lsn")
+        out["replay_lsn"] = report.get("replay_lsn")
+        out["lag_bytes"] = _diff(receive, replay) if receive is not None else 0
+        # nothing left to replay means no delay, however old the last transaction is
+        if out["lag_bytes"] == 0 or report.get("replay_timestamp") is None:
+            out["lag_seconds"] = 0.0
+        else:
+            out["lag_seconds"] = _seconds(max(report["now"] - report["replay_timestamp"], 0))
+        receiver = report.get("receiver")
+        if receiver:
+            out["upstream"] = {
+                "host": receiver.get("sender_host"),
+                "port": receiver.get("sender_port"),
+                "status": receiver.get("status"),
+                "slot_name": receiver.get("slot_name"),
+            }
+        out["streaming"] = bool(receiver) and receiver.get("status") == "streaming"
+        current = receive if receive is not None else replay
+    else:
+        current = parse_lsn(report.get("current_lsn"))
+        out["wal_lsn"] = report.get("current_lsn")
+        out["replay_lsn"] = None
+        out["lag_bytes"] = 0
+        out["lag_seconds"] = 0.0
+        out["streaming"] = False
+
+    out["wal_position"] = current
+    for row in report.get("replication") or []:
+        out["replicas"].append({
+            "name": row.get("application_name"),
+            "client_addr": row.get("client_addr"),
+            "state": row.get("state"),
+            "sync_state": row.get("sync_state"),
+            "sent_lsn": row.get("sent_lsn"),
+            "flush_lsn": row.get("flush_lsn"),
+            "replay_lsn": row.get("replay_lsn"),
+            "flush_lag_bytes": _diff(current, parse_lsn(row.get("flush_lsn"))),
+            "replay_lag_bytes": _diff(current, parse_lsn(row.get("replay_lsn"))),
+            "flush_lag_seconds": _seconds(row.get("flush_lag")) or 0.0,
+            "replay_lag_seconds": _seconds(row.get("replay_lag")) or 0.0,
+        })
+    for row in report.get("slots") or []:
+        out["slots"].append({
+            "name": row.get("slot_name"),
+            "type": row.get("slot_type"),
+            "active": bool(row.get("active")),
+            "wal_status": row.get("wal_status"),
+            "restart_lsn": row.get("restart_lsn"),
+            "retained_bytes": _diff(current, parse_lsn(row.get("restart_lsn"))),
+        })
+    out["sync_replicas"] = [r["name"] for r in out["replicas"] if r["sync_state"] in ("sync", "quorum")]
+    out["max_replay_lag_bytes"] = max([r["replay_lag_bytes"] or 0 for r in out["replicas"]], default=0)
+    return out
+
+
+def absent(state):
+    """Summary for a host with no cluster ('absent') or a cluster that does not answer ('down')."""
+    return {
+        "state": state, "role": None, "timeline": None, "synchronous_standby_names": "",
+        "replicas": [], "slots": [], "upstream": None, "wal_lsn": None, "wal_position": None, "replay_lsn": None,
+        "lag_bytes": None, "lag_seconds": None, "streaming": False, "sync_replicas": [],
+        "max_replay_lag_bytes": 0,
+    }

@@ -1,0 +1,134 @@
+#!/usr/bin/python
+# quantbot-infra: replication state of the local PostgreSQL server.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: qb_pg_replication_facts
+short_description: Report a PostgreSQL server's replication role, lag, slots and sync state
+description:
+  - Asks the local server, in one query, whether it is a primary or a replica, how far its
+    replicas (or itself) lag in bytes and seconds, the state of its replication slots and which
+    replicas are synchronous. Health gates and the DR playbooks decide on these facts.
+  - Read-only; runs the same in check mode.
+  - A host without a cluster reports O(state=absent); a cluster that does not answer reports
+    O(state=down). Neither is an error, so the facts of a whole group can be gathered before a
+    failover.
+options:
+  data_directory:
+    description: Data directory of the cluster; its C(PG_VERSION) tells whether a cluster exists.
+    type: path
+    required: true
+  login_user:
+    description: Role to connect as.
+    type: str
+    default: postgres
+  login_unix_socket:
+    description: Directory of the server's Unix socket.
+    type: path
+    default: /var/run/postgresql
+  port:
+    description: Server port.
+    type: int
+    default: 5432
+  connect_timeout:
+    description: Seconds to wait for the server.
+    type: int
+    default: 5
+requirements: [psycopg2]
+"""
+
+EXAMPLES = r"""
+- name: Read the replication state
+  qb_pg_replication_facts:
+    data_directory: /var/lib/postgresql/15/main
+  register: pg
+
+- name: Refuse to go on while a replica lags by more than 16 MiB
+  ansible.builtin.assert:
+    that: pg.replication.max_replay_lag_bytes < 16777216
+"""
+
+RETURN = r"""
+replication:
+  description: The server's replication state (also set as the fact C(qb_pg_replication)).
+  returned: always
+  type: dict
+  contains:
+    state: {description: "absent, down or running", type: str}
+    role: {description: "primary or replica (null unless running)", type: str}
+    timeline: {description: Timeline of the last checkpoint, type: int}
+    wal_lsn: {description: "Current WAL location (primary) or last received (replica)", type: str}
+    wal_position: {description: "wal_lsn as a byte position (comparable between members)", type: int}
+    replay_lsn: {description: Last replayed location (replica), type: str}
+    lag_bytes: {description: "Replica: received but not yet replayed WAL, in bytes", type: int}
+    lag_seconds: {description: "Replica: age of the last replayed transaction while WAL is pending", type: float}
+    streaming: {description: Replica is streaming from its upstream, type: bool}
+    upstream: {description: "Replica: host, port, status and slot of its WAL receiver", type: dict}
+    replicas: {description: "Primary: one entry per connected replica with name, state, sync_state, lag in bytes and seconds", type: list}
+    slots: {description: "Replication slots with active flag, wal_status and retained bytes", type: list}
+    sync_replicas: {description: Names of replicas in sync or quorum state, type: list}
+    synchronous_standby_names: {description: The server's setting, type: str}
+    max_replay_lag_bytes: {description: "Primary: largest replay lag among its replicas", type: int}
+"""
+
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.qb_pg_replication import QUERY, absent, summarize
+
+try:
+    import psycopg2
+    HAS_PSYCOPG2 = True
+except ImportError:
+    HAS_PSYCOPG2 = False
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            data_directory=dict(type="path", required=True),
+            login_user=dict(type="str", default="postgres"),
+            login_unix_socket=dict(type="path", default="/var/run/postgresql"),
+            port=dict(type="int", default=5432),
+            connect_timeout=dict(type="int", default=5),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+
+    def done(summary):
+        module.exit_json(changed=False, replication=summary, ansible_facts={"qb_pg_replication": summary})
+
+    if not os.path.isfile(os.path.join(params["data_directory"], "PG_VERSION")):
+        done(absent("absent"))
+    if not HAS_PSYCOPG2:
+        module.fail_json(msg=missing_required_lib("psycopg2 (Debian package python3-psycopg2)"))
+    socket = os.path.join(params["login_unix_socket"], ".s.PGSQL.%d" % params["port"])
+    if not os.path.exists(socket):
+        done(absent("down"))
+    try:
+        conn = psycopg2.connect(
+            host=params["login_unix_socket"], port=params["port"], user=params["login_user"],
+            dbname="postgres", connect_timeout=params["connect_timeout"],
+            application_name="qb_pg_replication_facts",
+        )
+    except psycopg2.OperationalError as exc:
+        # starting up, shutting down, in crash recovery: not answering yet, not an error
+        if "the database system is" in str(exc):
+            done(absent("down"))
+        module.fail_json(msg="cannot connect to PostgreSQL: %s" % str(exc).strip())
+    try:
+        with conn.cursor() as cur:
+            cur.execute(QUERY)
+            report = cur.fetchone()[0]
+    finally:
+        conn.close()
+    if isinstance(report, str):
+        report = json.loads(report)
+    done(summarize(report))
+
+
+if __name__ == "__main__":
+    main()
