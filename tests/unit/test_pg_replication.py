@@ -1,0 +1,85 @@
+"""qb_pg_replication_facts' summary, computed from documents taken from a real primary/replica
+pair (PostgreSQL 15, synchronous ANY 1), in step and with the replica's replay paused."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).parent / "fixtures"
+_spec = importlib.util.spec_from_file_location(
+    "qb_pg_replication", ROOT / "plugins" / "module_utils" / "qb_pg_replication.py")
+rep = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(rep)
+
+
+def load(name):
+    return json.loads((FIXTURES / f"pg_replication_{name}.json").read_text())
+
+
+@pytest.mark.parametrize(("text", "pos"), [
+    ("0/0", 0), ("0/8000060", 0x8000060), ("16/B374D848", (0x16 << 32) + 0xB374D848), (None, None)])
+def test_parse_lsn(text, pos):
+    assert rep.parse_lsn(text) == pos
+
+
+@pytest.mark.parametrize("bad", ["", "0-1", "zz/1", "1/2/3"])
+def test_parse_lsn_refuses_garbage(bad):
+    with pytest.raises(ValueError, match="not a WAL location"):
+        rep.parse_lsn(bad)
+
+
+def test_primary_in_step():
+    s = rep.summarize(load("primary"))
+    assert s["role"] == "primary" and s["state"] == "running" and s["timeline"] == 1
+    assert s["wal_position"] == 0x8000060
+    assert s["sync_replicas"] == ["dbha-pg-2"]
+    assert s["synchronous_standby_names"] == 'ANY 1 ("dbha-pg-2")'
+    (r,) = s["replicas"]
+    assert r["client_addr"] == "10.240.97.12" and r["state"] == "streaming"
+    assert r["replay_lag_bytes"] == 0 and r["flush_lag_bytes"] == 0 and r["replay_lag_seconds"] == 0.0
+    (slot,) = s["slots"]
+    assert slot == {"name": "dbha_pg_2", "type": "physical", "active": True, "wal_status": "reserved",
+                    "restart_lsn": "0/8000060", "retained_bytes": 0}
+    assert s["max_replay_lag_bytes"] == 0
+
+
+def test_replica_in_step_has_no_lag_however_old_its_last_transaction():
+    doc = load("replica")
+    assert doc["now"] - doc["replay_timestamp"] > 30
+    s = rep.summarize(doc)
+    assert s["role"] == "replica" and s["streaming"] is True
+    assert s["lag_bytes"] == 0 and s["lag_seconds"] == 0.0
+    assert s["upstream"] == {"host": "10.240.97.11", "port": 5432, "status": "streaming", "slot_name": "dbha_pg_2"}
+    assert s["replicas"] == [] and s["sync_replicas"] == []
+
+
+def test_lagging_replica_seen_from_both_ends():
+    primary = rep.summarize(load("primary_lagging"))
+    replica = rep.summarize(load("replica_lagging"))
+    gap = 0x8150FE8 - 0x80000A8
+    (r,) = primary["replicas"]
+    # flushed (synchronous commit satisfied) but not replayed
+    assert r["flush_lag_bytes"] == 0
+    assert r["replay_lag_bytes"] == gap == primary["max_replay_lag_bytes"]
+    assert r["replay_lag_seconds"] == pytest.approx(0.007, abs=0.001)
+    assert replica["lag_bytes"] == gap
+    assert replica["lag_seconds"] == pytest.approx(62.881, abs=0.01)
+    assert replica["wal_position"] == primary["wal_position"]
+
+
+def test_replica_that_lost_its_upstream():
+    doc = load("replica")
+    doc["receiver"] = None
+    s = rep.summarize(doc)
+    assert s["streaming"] is False and s["upstream"] is None
+
+
+def test_absent_and_down_have_the_same_keys_as_running():
+    running = rep.summarize(load("primary"))
+    for state in ("absent", "down"):
+        s = rep.absent(state)
+        assert s["state"] == state and s["role"] is None
+        assert set(s) == set(running)
