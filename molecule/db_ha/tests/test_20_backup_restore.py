@@ -1,0 +1,65 @@
+"""Backup -> destroy the data -> restore: every row comes back, on the primary and its replica."""
+
+import time
+
+from conftest import IP, host, local_sql, playbook, psql
+
+CHECKSUM = ("SELECT count(*) || ':' || md5(string_agg(t::text, ',' ORDER BY symbol, ts, seq)) "
+            "FROM market.ticks t")
+
+
+def test_backup_destroy_restore_keeps_every_row(app_password):
+    load = psql("dbha-app-1", "INSERT INTO market.ticks (ts, symbol, seq, price, size, venue) "
+                "SELECT now() - (g || ' seconds')::interval, 'NQZ6', g, 21000 + g / 100.0, 1 + g % 7, 'XCME' "
+                "FROM generate_series(1, 5000) g", host_ip=IP["dbha-pg-1"], password=app_password)
+    assert load.rc == 0, load.stderr
+    before = local_sql("dbha-pg-1", CHECKSUM).strip()
+    assert int(before.split(":")[0]) >= 5000
+
+    started = time.monotonic()
+    backup = playbook("backup.yml", "-e", "backup_type=full")
+    print(f"backup.yml (full + Redis snapshot): {time.monotonic() - started:.1f} s")
+    assert "PostgreSQL full backup" in backup.stdout
+    info = host("dbha-app-1").check_output("su postgres -s /bin/sh -c 'pgbackrest --stanza=quantbot info'")
+    assert "status: ok" in info and "full backup:" in info
+
+    # destroy the primary's data
+    pg1 = host("dbha-pg-1")
+    pg1.check_output("systemctl stop postgresql@15-main && rm -rf /var/lib/postgresql/15/main")
+    assert not pg1.file("/var/lib/postgresql/15/main").exists
+
+    # refused without confirmation, and nothing touched
+    refused = playbook("restore.yml", check=False)
+    assert refused.returncode != 0
+    assert "-e restore_confirm=restore" in refused.stdout
+    assert not pg1.file("/var/lib/postgresql/15/main").exists
+
+    started = time.monotonic()
+    restored = playbook("restore.yml", "-e", "restore_confirm=restore")
+    print(f"restore.yml (restore + re-clone replica): {time.monotonic() - started:.1f} s")
+    assert "dbha-pg-1 restored and primary after" in restored.stdout
+
+    assert local_sql("dbha-pg-1", "SELECT pg_is_in_recovery()").strip() == "f"
+    assert local_sql("dbha-pg-1", CHECKSUM).strip() == before
+    # the replica was re-cloned from the restored primary and streams again
+    assert local_sql("dbha-pg-2", "SELECT pg_is_in_recovery()").strip() == "t"
+    assert local_sql("dbha-pg-2", CHECKSUM).strip() == before
+    again = psql("dbha-app-1", "INSERT INTO market.repl_check VALUES (100001, 'after restore')",
+                 host_ip=IP["dbha-pg-1"], password=app_password)
+    assert again.rc == 0, again.stderr
+    assert local_sql("dbha-pg-2", "SELECT note FROM market.repl_check WHERE id = 100001").strip() == "after restore"
+
+
+def test_redis_snapshot_was_taken_and_checked():
+    from conftest import rcli
+    snapshots = []
+    for name in ("dbha-redis-1", "dbha-redis-2", "dbha-redis-3"):
+        out = host(name).run("ls /var/lib/qb-backups/redis/")
+        snapshots += [(name, f) for f in out.stdout.split() if f.endswith(".rdb")]
+    # taken on the primary only
+    assert len({name for name, _ in snapshots}) == 1, snapshots
+    name, latest = sorted(snapshots)[-1]
+    assert rcli(name, IP[name], "ROLE").stdout.split()[0] == "master"
+    check = host(name).run(f"redis-check-rdb /var/lib/qb-backups/redis/{latest}")
+    assert check.rc == 0 and "RDB looks OK" in check.stdout
+    assert host(name).file(f"/var/lib/qb-backups/redis/{latest}").mode == 0o600
