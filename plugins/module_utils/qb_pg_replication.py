@@ -38,7 +38,7 @@ def parse_lsn(text):
         high, low = str(text).split("/")
         return (int(high, 16) << 32) + int(low, 16)
     except ValueError:
-        raise ValueError("not a WAL location: %r" % (text,)) from None
+        raise ValueError(f"not a WAL location: {text!r}") from None
 
 
 def _diff(a, b):
@@ -117,7 +117,8 @@ def summarize(report):
             "retained_bytes": _diff(current, parse_lsn(row.get("restart_lsn"))),
         })
     out["sync_replicas"] = [r["name"] for r in out["replicas"] if r["sync_state"] in ("sync", "quorum")]
-    out["max_replay_lag_bytes"] = max([r["replay_lag_bytes"] or 0 for r in out["replicas"]], default=0)
+    lags = [r["replay_lag_bytes"] or 0 for r in out["replicas"]]
+    out["max_replay_lag_bytes"] = max(lags, default=0)
     return out
 
 
@@ -125,7 +126,8 @@ def absent(state):
     """Summary for a host with no cluster ('absent') or a cluster that does not answer ('down')."""
     return {
         "state": state, "role": None, "timeline": None, "synchronous_standby_names": "",
-        "replicas": [], "slots": [], "upstream": None, "wal_lsn": None, "wal_position": None, "replay_lsn": None,
+        "replicas": [], "slots": [], "upstream": None, "wal_lsn": None, "wal_position": None,
+        "replay_lsn": None,
         "lag_bytes": None, "lag_seconds": None, "streaming": False, "sync_replicas": [],
         "max_replay_lag_bytes": 0,
     }

@@ -105,7 +105,7 @@ def main():
         done(absent("absent"))
     if not HAS_PSYCOPG2:
         module.fail_json(msg=missing_required_lib("psycopg2 (Debian package python3-psycopg2)"))
-    socket = os.path.join(params["login_unix_socket"], ".s.PGSQL.%d" % params["port"])
+    socket = os.path.join(params["login_unix_socket"], f".s.PGSQL.{params['port']}")
     if not os.path.exists(socket):
         done(absent("down"))
     try:
@@ -118,7 +118,7 @@ def main():
         # starting up, shutting down, in crash recovery: not answering yet, not an error
         if "the database system is" in str(exc):
             done(absent("down"))
-        module.fail_json(msg="cannot connect to PostgreSQL: %s" % str(exc).strip())
+        module.fail_json(msg=f"cannot connect to PostgreSQL: {str(exc).strip()}")
     try:
         with conn.cursor() as cur:
             cur.execute(QUERY)

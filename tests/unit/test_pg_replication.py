@@ -52,7 +52,8 @@ def test_replica_in_step_has_no_lag_however_old_its_last_transaction():
     s = rep.summarize(doc)
     assert s["role"] == "replica" and s["streaming"] is True
     assert s["lag_bytes"] == 0 and s["lag_seconds"] == 0.0
-    assert s["upstream"] == {"host": "10.240.97.11", "port": 5432, "status": "streaming", "slot_name": "dbha_pg_2"}
+    assert s["upstream"] == {"host": "10.240.97.11", "port": 5432, "status": "streaming",
+                             "slot_name": "dbha_pg_2"}
     assert s["replicas"] == [] and s["sync_replicas"] == []
 
 

@@ -75,7 +75,7 @@ def test_client_connections_use_tls_with_the_environment_ca(app_password):
 
 
 def test_ticks_partitioned_by_day_made_ahead(app_password):
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     names = local_sql("dbha-pg-1", "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                       "WHERE i.inhparent = 'market.ticks'::regclass").split()
     for days in range(0, 8):
