@@ -128,6 +128,11 @@ def _summary(res: local.UpResult) -> str:
         clock = report.get("chrony_reference", "-")
         lines.append(f"  {h.name:<22} {roles:<28} {ssh:<17} {h.vars.get('qb_private_ip', ''):<14} "
                      f"{ok:>3} {chg:>4} {fail:>4}  {clock}")
+    endpoints = [(h.name, e) for h in inv.hosts
+                 for e in (verify.facts.get(h.name, {}).get("endpoints", []) if verify else [])]
+    if endpoints:
+        lines.append("endpoints (on the environment's network):")
+        lines += [f"  {name:<22} {e}" for name, e in endpoints]
     for step, run in res.steps:
         lines.append(f"{step:<10} {run.status:<10} changed={run.changed:<4} "
                      f"{run.duration:7.1f}s  {run.artifact_dir}")

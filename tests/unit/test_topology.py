@@ -173,8 +173,10 @@ def test_dev_is_the_platform_in_small():
     counts = {}
     for h in inv.hosts:
         counts[h.node_class] = counts.get(h.node_class, 0) + 1
-    assert counts == {"trading": 2, "gpu": 1, "pg": 2, "redis": 2, "vpn": 2, "monitoring": 1}
-    assert len({h.vars["ansible_port"] for h in inv.hosts}) == 10
+    assert counts == {"trading": 2, "gpu": 1, "pg": 2, "redis": 3, "vpn": 2, "monitoring": 1}
+    assert len({h.vars["ansible_port"] for h in inv.hosts}) == 11
+    # the backup repository is off the database hosts
+    assert inv.groups["backup"] == ("dev-monitoring-01",)
 
 
 @pytest.mark.parametrize("field", ["classes[1].count", "classes[0].colour", "classes[1].azs[0]",
