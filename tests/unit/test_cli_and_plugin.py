@@ -111,3 +111,25 @@ def test_precheck_refuses_a_foreign_inventory_before_touching_hosts():
     # it stopped in the precheck: no connection was attempted, no role task ran
     assert "UNREACHABLE" not in out.stdout
     assert "Gathering Facts" not in out.stdout
+
+
+def test_up_summary_lists_the_data_endpoints_verify_published():
+    from quantbot_infra.cli import _summary
+    from quantbot_infra.local import UpResult
+    from quantbot_infra.runner import HostSummary, RunResult
+    from quantbot_infra.topology import load_inventory
+
+    inv = load_inventory(ROOT / "inventories" / "dev")
+    facts = {"dev-pg-01": {"chrony_reference": "10.240.10.20",
+                           "endpoints": ["postgresql 10.240.10.14:5432 (primary)", "pgbouncer 10.240.10.14:6432"]},
+             "dev-redis-02": {"endpoints": ["redis 10.240.10.17:6379 (replica)"]}}
+    verify = RunResult("verify", "dev", "successful", 0, {"dev-pg-01": HostSummary(ok=3)}, [], 1.0, "/tmp/a",
+                       facts=facts)
+    text = _summary(UpResult(inv, [("verify", verify)]))
+    lines = text.splitlines()
+    start = lines.index("endpoints (on the environment's network):")
+    assert [line.split() for line in lines[start + 1:start + 4]] == [
+        ["dev-pg-01", "postgresql", "10.240.10.14:5432", "(primary)"],
+        ["dev-pg-01", "pgbouncer", "10.240.10.14:6432"],
+        ["dev-redis-02", "redis", "10.240.10.17:6379", "(replica)"],
+    ]

@@ -49,6 +49,11 @@ def playbook(name: str, *args: str, check: bool = True) -> subprocess.CompletedP
     return result
 
 
+def flat(result: subprocess.CompletedProcess) -> str:
+    """A playbook's output with its line wrapping undone (messages may be folded)."""
+    return " ".join(result.stdout.split())
+
+
 def recap(output: str) -> dict[str, dict[str, int]]:
     """PLAY RECAP counters by host."""
     out = {}

@@ -2,7 +2,7 @@
 
 import time
 
-from conftest import IP, host, local_sql, playbook, psql
+from conftest import IP, flat, host, local_sql, playbook, psql
 
 CHECKSUM = ("SELECT count(*) || ':' || md5(string_agg(t::text, ',' ORDER BY symbol, ts, seq)) "
             "FROM market.ticks t")
@@ -19,7 +19,7 @@ def test_backup_destroy_restore_keeps_every_row(app_password):
     started = time.monotonic()
     backup = playbook("backup.yml", "-e", "backup_type=full")
     print(f"backup.yml (full + Redis snapshot): {time.monotonic() - started:.1f} s")
-    assert "PostgreSQL full backup" in backup.stdout
+    assert "PostgreSQL full backup" in flat(backup)
     info = host("dbha-app-1").check_output("su postgres -s /bin/sh -c 'pgbackrest --stanza=quantbot info'")
     assert "status: ok" in info and "full backup:" in info
 
@@ -31,13 +31,13 @@ def test_backup_destroy_restore_keeps_every_row(app_password):
     # refused without confirmation, and nothing touched
     refused = playbook("restore.yml", check=False)
     assert refused.returncode != 0
-    assert "-e restore_confirm=restore" in refused.stdout
+    assert "-e restore_confirm=restore" in flat(refused)
     assert not pg1.file("/var/lib/postgresql/15/main").exists
 
     started = time.monotonic()
     restored = playbook("restore.yml", "-e", "restore_confirm=restore")
     print(f"restore.yml (restore + re-clone replica): {time.monotonic() - started:.1f} s")
-    assert "dbha-pg-1 restored and primary after" in restored.stdout
+    assert "dbha-pg-1 restored and primary after" in flat(restored)
 
     assert local_sql("dbha-pg-1", "SELECT pg_is_in_recovery()").strip() == "f"
     assert local_sql("dbha-pg-1", CHECKSUM).strip() == before

@@ -4,7 +4,7 @@ import re
 import shlex
 import time
 
-from conftest import IP, host, local_sql, module, playbook, psql
+from conftest import IP, flat, host, local_sql, module, playbook, psql
 
 WRITER = "qb-drill-writer"
 
@@ -12,7 +12,7 @@ WRITER = "qb-drill-writer"
 def test_failover_refused_without_confirmation():
     refused = playbook("dr_failover.yml", check=False)
     assert refused.returncode != 0
-    assert "-e dr_confirm=failover" in refused.stdout
+    assert "-e dr_confirm=failover" in flat(refused)
     assert local_sql("dbha-pg-1", "SELECT pg_is_in_recovery()").strip() == "f"
 
 
@@ -36,7 +36,7 @@ def test_failover_drill_loses_no_committed_row(app_password):
 
     result = playbook("dr_failover.yml", "-e", "dr_confirm=failover", "-e", "dr_rpo_table=marketdata.market.drill")
     m = re.search(r"failover dbha-pg-1 -> dbha-pg-2: RTO ([\d.]+) s, RPO (\d+) committed rows \((\d+) WAL bytes\) lost",
-                  result.stdout)
+                  flat(result))
     assert m, result.stdout[-3000:]
     print(f"drill: RTO {m.group(1)} s, RPO {m.group(2)} rows / {m.group(3)} WAL bytes")
     assert m.group(2) == "0" and m.group(3) == "0"
