@@ -24,7 +24,7 @@ SELECT json_build_object(
       'slot_name', slot_name, 'slot_type', slot_type, 'active', active, 'wal_status', wal_status,
       'restart_lsn', restart_lsn::text) ORDER BY slot_name), '[]'::json) FROM pg_replication_slots),
   'receiver', (SELECT row_to_json(r) FROM (SELECT status, sender_host, sender_port, slot_name,
-      flushed_lsn::text AS flushed_lsn, latest_end_lsn::text AS latest_end_lsn
+      flushed_lsn::text AS flushed_lsn, latest_end_lsn::text AS latest_end_lsn, received_tli
       FROM pg_stat_wal_receiver) r)
 )
 """
@@ -75,6 +75,10 @@ def summarize(report):
         else:
             out["lag_seconds"] = _seconds(max(report["now"] - report["replay_timestamp"], 0))
         receiver = report.get("receiver")
+        # a standby's checkpoint timeline lags behind until its next restartpoint; what it
+        # receives is current
+        if receiver and receiver.get("received_tli"):
+            out["timeline"] = receiver["received_tli"]
         if receiver:
             out["upstream"] = {
                 "host": receiver.get("sender_host"),

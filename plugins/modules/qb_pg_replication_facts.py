@@ -57,7 +57,7 @@ replication:
   contains:
     state: {description: "absent, down or running", type: str}
     role: {description: "primary or replica (null unless running)", type: str}
-    timeline: {description: Timeline of the last checkpoint, type: int}
+    timeline: {description: "Timeline: the last checkpoint's on a primary, the one being received on a replica", type: int}
     wal_lsn: {description: "Current WAL location (primary) or last received (replica)", type: str}
     wal_position: {description: "wal_lsn as a byte position (comparable between members)", type: int}
     replay_lsn: {description: Last replayed location (replica), type: str}

@@ -71,6 +71,13 @@ def test_lagging_replica_seen_from_both_ends():
     assert replica["wal_position"] == primary["wal_position"]
 
 
+def test_replica_reports_the_timeline_it_receives_not_its_last_restartpoint():
+    doc = load("replica")
+    doc["receiver"]["received_tli"] = 3
+    assert rep.summarize(doc)["timeline"] == 3
+    assert rep.summarize(load("replica"))["timeline"] == 1
+
+
 def test_replica_that_lost_its_upstream():
     doc = load("replica")
     doc["receiver"] = None

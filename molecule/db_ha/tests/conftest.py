@@ -51,7 +51,7 @@ def playbook(name: str, *args: str, check: bool = True) -> subprocess.CompletedP
 
 def flat(result: subprocess.CompletedProcess) -> str:
     """A playbook's output with its line wrapping undone (messages may be folded)."""
-    return " ".join(result.stdout.split())
+    return " ".join((result.stdout + "\n" + result.stderr).split())
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:
