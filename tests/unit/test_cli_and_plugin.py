@@ -121,7 +121,8 @@ def test_up_summary_lists_the_data_endpoints_verify_published():
 
     inv = load_inventory(ROOT / "inventories" / "dev")
     facts = {"dev-pg-01": {"chrony_reference": "10.240.10.20",
-                           "endpoints": ["postgresql 10.240.10.14:5432 (primary)", "pgbouncer 10.240.10.14:6432"]},
+                           "endpoints": ["postgresql 10.240.10.14:5432 (primary)",
+                                         "pgbouncer 10.240.10.14:6432"]},
              "dev-redis-02": {"endpoints": ["redis 10.240.10.17:6379 (replica)"]}}
     verify = RunResult("verify", "dev", "successful", 0, {"dev-pg-01": HostSummary(ok=3)}, [], 1.0, "/tmp/a",
                        facts=facts)
