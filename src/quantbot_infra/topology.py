@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from quantbot_infra import bastion, wireguard
+
 TOPOLOGY_FILENAME = "topology.yml"
 PLUGIN_NAME = "quantbot_topology"
 MAX_COUNT = 99
@@ -120,6 +122,44 @@ class AwsProvider(_Strict):
         return v
 
 
+class VpnSite(_Strict):
+    """A site: the subnets its gateway routes into the WireGuard mesh."""
+
+    name: Name
+    subnets: list[StrictStr] = Field(min_length=1)
+
+
+class Vpn(_Strict):
+    """The environment's WireGuard mesh (members: the ``wireguard`` group)."""
+
+    pool: StrictStr
+    port: Annotated[StrictInt, Field(ge=1, le=65535)] = 51820
+    sites: list[VpnSite] = Field(default_factory=list)
+
+    @field_validator("pool")
+    @classmethod
+    def _pool(cls, v: str) -> str:
+        try:
+            net = ipaddress.ip_network(v, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"expected a network in CIDR form, got {v!r}") from exc
+        if net.version != 4 or net.prefixlen > 28:
+            raise ValueError(f"expected an IPv4 network of /28 or larger, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _sites(self) -> Vpn:
+        try:
+            wireguard.check_sites(self.pool, {s.name: s.subnets for s in self.sites})
+        except wireguard.WireGuardError as exc:
+            raise _FieldError("vpn.sites", str(exc)) from None
+        names = [s.name for s in self.sites]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise _FieldError(f"vpn.sites[{i}].name", f"duplicate site {name!r}")
+        return self
+
+
 class NodeClass(_Strict):
     name: Name
     count: Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
@@ -127,6 +167,8 @@ class NodeClass(_Strict):
     region: Name | None = None
     azs: list[Name] | None = None
     instance_type: Annotated[StrictStr, Field(min_length=1)] = "local"
+    # the VPN site of the class's hosts (a name under vpn.sites); default: the region's name
+    site: Name | None = None
     vars: dict[StrictStr, Any] = Field(default_factory=dict)
 
     @field_validator("groups")
@@ -162,6 +204,7 @@ class Topology(_Strict):
     regions: list[Region] = Field(min_length=1)
     groups: dict[GroupName, StrictStr] = Field(default_factory=dict)
     classes: list[NodeClass] = Field(min_length=1)
+    vpn: Vpn | None = None
     vars: dict[StrictStr, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -222,6 +265,24 @@ class Topology(_Strict):
                         f"classes[{i}].azs[{j}]",
                         f"AZ {az!r} is not in region {region.name!r} (its AZs: {region.azs})",
                     )
+
+        for i, cls in enumerate(self.classes):
+            if "wireguard" in cls.groups or "vpn_gateway" in cls.groups:
+                if self.vpn is None:
+                    raise _FieldError(f"classes[{i}].groups",
+                                      "wireguard members need a 'vpn:' section (pool, sites)")
+                if "vpn_gateway" in cls.groups and "wireguard" not in cls.groups:
+                    raise _FieldError(f"classes[{i}].groups", "a vpn_gateway must also be in 'wireguard'")
+            if cls.site is not None and (self.vpn is None
+                                         or cls.site not in {s.name for s in self.vpn.sites}):
+                raise _FieldError(f"classes[{i}].site",
+                                  f"unknown site {cls.site!r}; declare it under vpn.sites")
+        if self.vpn is not None:
+            room = ipaddress.ip_network(self.vpn.pool).num_addresses - 2
+            if sum(c.count for c in self.classes) > room:
+                # addresses follow the host's ordinal among all hosts (see build_inventory)
+                raise _FieldError("vpn.pool", f"{self.vpn.pool} is too small for this topology's "
+                                              f"{sum(c.count for c in self.classes)} hosts")
 
         total = sum(c.count for c in self.classes)
         if self.local is not None:
@@ -332,12 +393,28 @@ def build_inventory(topo: Topology) -> Inventory:
                         "qb_local_network": topo.local.network,
                         "qb_local_subnet": topo.local.subnet,
                         "qb_local_image": topo.local.image,
+                        # where the controller's connections come from, as the hosts see them
+                        "qb_local_gateway": str(net.network_address + 1),
                     }
                 )
+            if topo.vpn is not None:
+                hv["qb_vpn_pool"] = topo.vpn.pool
+                hv["qb_vpn_port"] = topo.vpn.port
+                hv["qb_vpn_sites"] = {s.name: list(s.subnets) for s in topo.vpn.sites}
+                hv["qb_vpn_site"] = cls.site or region.name
+                if "wireguard" in cls.groups:
+                    # the host's ordinal, as for the private address: stable while classes
+                    # are appended
+                    hv["qb_vpn_address"] = wireguard.pool_address(topo.vpn.pool, ordinal)
             hosts.append(Host(name, cls.name, index, region.name, az, host_groups,
                               tuple(cls.groups), hv))
             for g in host_groups:
                 groups.setdefault(g, []).append(name)
+    # hosts behind a bastion learn which one (group_vars turn it into SSH options)
+    jumps = bastion.assign_bastions({h.name: {"groups": h.role_groups, "region": h.region} for h in hosts})
+    for h in hosts:
+        if h.name in jumps:
+            h.vars["qb_ssh_bastion"] = jumps[h.name]
     # groups that exist even when empty, so playbooks can target them unconditionally
     for g in list(BUILTIN_ROLE_GROUPS) + list(topo.groups):
         groups.setdefault(g, [])
@@ -447,6 +524,8 @@ def _allowed_keys() -> dict[str, list[str]]:
         "classes": list(NodeClass.model_fields),
         "local": list(LocalProvider.model_fields),
         "aws": list(AwsProvider.model_fields),
+        "vpn": list(Vpn.model_fields),
+        "vpn.sites": list(VpnSite.model_fields),
     }
 
 

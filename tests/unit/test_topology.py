@@ -29,6 +29,9 @@ BASE = {
 }
 
 
+VPN = {"pool": "10.250.0.0/24", "sites": [{"name": "local", "subnets": ["10.240.50.0/24"]}]}
+
+
 def variant(**changes):
     data = copy.deepcopy(BASE)
     for path, value in changes.items():
@@ -80,6 +83,16 @@ MALFORMED = [
     ("class vars not a mapping", variant(classes__0__vars=["a"]), "classes[0].vars", "expected a mapping"),
     ("bad var name", variant(classes__0__vars={"bad-name": 1}), "classes[0].vars", "not a valid identifier"),
     ("redeclared builtin group", variant(groups={"redis": "mine"}), "groups.redis", "built-in"),
+    ("mesh member without vpn", variant(classes__1__groups=["monitoring", "wireguard"]), "classes[1].groups",
+     "need a 'vpn:' section"),
+    ("gateway outside the mesh", variant(vpn=VPN, classes__1__groups=["vpn_gateway"]), "classes[1].groups",
+     "must also be in 'wireguard'"),
+    ("vpn pool not a network", variant(vpn={**VPN, "pool": "10.250.0.1/24"}), "vpn.pool", "CIDR"),
+    ("vpn pool too small", variant(vpn={**VPN, "pool": "10.250.0.0/30"}), "vpn.pool", "/28 or larger"),
+    ("site overlaps pool", variant(vpn={**VPN, "sites": [{"name": "a", "subnets": ["10.250.0.0/25"]}]}),
+     "vpn.sites", "overlaps"),
+    ("unknown site", variant(vpn=VPN, classes__0__site="moon"), "classes[0].site", "unknown site 'moon'"),
+    ("unknown vpn key", variant(vpn={**VPN, "mtu": 1}), "vpn.mtu", "unknown key 'mtu'"),
 ]
 
 
@@ -217,3 +230,28 @@ classes:
     assert err.value.field == field
     assert err.value.line == line, str(err.value)
     assert str(err.value).startswith(f"{f}:{line}: {field}: ")
+
+
+def test_mesh_members_get_stable_tunnel_addresses_and_their_site():
+    data = variant(vpn=VPN, classes__1__groups=["monitoring", "wireguard"])
+    data["classes"].insert(0, {"name": "gw", "count": 1, "groups": ["wireguard", "vpn_gateway"]})
+    inv = build_inventory(parse_topology(data))
+    by_name = {h.name: h.vars for h in inv.hosts}
+    assert by_name["dev-gw-01"]["qb_vpn_address"] == "10.250.0.1"
+    assert by_name["dev-mon-01"]["qb_vpn_address"] == "10.250.0.5"
+    assert "qb_vpn_address" not in by_name["dev-pg-01"]
+    assert by_name["dev-pg-01"]["qb_vpn_site"] == "local"
+    assert by_name["dev-pg-01"]["qb_vpn_sites"] == {"local": ["10.240.50.0/24"]}
+    assert by_name["dev-pg-01"]["qb_local_gateway"] == "10.240.50.1"
+
+
+@pytest.mark.parametrize("env", ["staging", "prod", "dr"])
+def test_cloud_hosts_are_reached_through_their_bastion(env):
+    inv = load_inventory(ROOT / "inventories" / env)
+    bastions = set(inv.groups["bastion"])
+    assert bastions
+    for h in inv.hosts:
+        if h.name in bastions:
+            assert "qb_ssh_bastion" not in h.vars
+        else:
+            assert h.vars["qb_ssh_bastion"] in bastions
