@@ -129,3 +129,24 @@ def host_addresses(hostvars: Mapping[str, Mapping[str, Any]], hosts: Iterable[st
                 values.append(str(value))
         out[host] = sorted(set(values))
     return out
+
+
+def admits(rules: Iterable[Mapping[str, Any]], address: str, port: int | str, proto: str = "tcp") -> bool:
+    """Whether ``rules`` (from :func:`allow_rules`) let ``address`` open ``proto``/``port``."""
+    try:
+        addr = ipaddress.ip_address(str(address))
+        port = int(port)
+    except ValueError:
+        return False
+    family = "ip" if addr.version == 4 else "ip6"
+    for rule in rules:
+        if rule.get("proto", "tcp") != proto:
+            continue
+        in_ports = False
+        for spec in rule.get("ports", []):
+            low, _, high = str(spec).partition("-")
+            if int(low) <= port <= int(high or low):
+                in_ports = True
+        if in_ports and any(addr in ipaddress.ip_network(n) for n in rule.get(family, [])):
+            return True
+    return False

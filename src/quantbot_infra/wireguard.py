@@ -125,6 +125,29 @@ def _members(members: Iterable[Mapping[str, Any]], pool: str) -> dict[str, dict[
     return by_name
 
 
+def members_from_hostvars(hosts: Iterable[str], hostvars: Mapping[str, Mapping[str, Any]],
+                          gateways: Iterable[str], port: int,
+                          public_keys: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Member entries (as :func:`mesh_peers` takes them) from each host's inventory variables:
+    ``qb_vpn_address``, ``qb_vpn_endpoint`` (default ``qb_private_ip``), ``qb_private_ip`` (the
+    address on its site) and ``qb_vpn_site`` (default ``qb_region``)."""
+    gateways = set(gateways)
+    out = []
+    for name in sorted(hosts):
+        hv = hostvars.get(name) or {}
+        out.append({
+            "name": name,
+            "address": hv.get("qb_vpn_address") or "",
+            "endpoint": hv.get("qb_vpn_endpoint") or hv.get("qb_private_ip") or "",
+            "site_address": hv.get("qb_private_ip") or "",
+            "port": int(port),
+            "site": hv.get("qb_vpn_site") or hv.get("qb_region") or "default",
+            "gateway": name in gateways,
+            "public_key": public_keys.get(name) or "",
+        })
+    return out
+
+
 def site_gateways(members: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """The gateway that carries each site's subnets: the first gateway of the site by name."""
     out: dict[str, str] = {}

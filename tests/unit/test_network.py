@@ -93,6 +93,17 @@ class TestWireGuard:
         assert wireguard.site_routes("b", MEMBERS, POOL, SITES)["via"] == "10.201.2.10"
         assert wireguard.site_routes("elsewhere", MEMBERS, POOL, SITES) == {}
 
+    def test_members_come_from_inventory_variables(self):
+        hv = {"g": {"qb_vpn_address": "10.250.0.1", "qb_private_ip": "10.1.0.1", "qb_vpn_endpoint": "192.0.2.1",
+                    "qb_vpn_site": "a"},
+              "m": {"qb_vpn_address": "10.250.0.2", "qb_private_ip": "10.9.0.2", "qb_region": "r1"}}
+        out = wireguard.members_from_hostvars(["m", "g"], hv, ["g"], 51820, {"g": key(1)})
+        assert [m["name"] for m in out] == ["g", "m"]
+        assert out[0] == {"name": "g", "address": "10.250.0.1", "endpoint": "192.0.2.1", "site_address": "10.1.0.1",
+                          "port": 51820, "site": "a", "gateway": True, "public_key": key(1)}
+        assert out[1]["endpoint"] == "10.9.0.2" and out[1]["site"] == "r1" and out[1]["public_key"] == ""
+        assert not out[1]["gateway"]
+
     def test_public_key_shape(self):
         assert wireguard.valid_public_key(key(7))
         assert not wireguard.valid_public_key(key(7)[:-2])
@@ -154,6 +165,22 @@ class TestFirewall:
     def test_catalogue_mistakes_name_the_service(self, svc, message):
         with pytest.raises(firewall.FirewallError, match=f"service 'bad'.*{message}"):
             self.rules([], {"bad": svc})
+
+    def test_admits_matches_address_port_and_protocol(self):
+        rules = firewall.allow_rules(SERVICES, host_groups=["postgresql", "wireguard"], groups=GROUPS,
+                                     addresses=ADDRS)
+        assert firewall.admits(rules, "10.0.0.5", 22)
+        assert not firewall.admits(rules, "10.0.0.12", 22)
+        assert firewall.admits(rules, "10.250.0.77", 6432)
+        assert not firewall.admits(rules, "10.250.0.77", 6433)
+        assert firewall.admits(rules, "10.0.0.13", 51820, "udp")
+        assert not firewall.admits(rules, "10.0.0.13", 51820, "tcp")
+        assert not firewall.admits(rules, "not-an-ip", 22)
+        ranged = firewall.allow_rules({"r": {"ports": ["8000-8010"], "on_groups": ["all"],
+                                             "from_cidrs": ["fd00::/64"]}}, host_groups=[], groups=GROUPS,
+                                      addresses=ADDRS)
+        assert firewall.admits(ranged, "fd00::5", 8005)
+        assert not firewall.admits(ranged, "fd00::5", 8011)
 
     def test_host_addresses_skip_unset_values(self):
         hv = {"a": {"qb_private_ip": "10.0.0.1", "qb_vpn_address": "10.250.0.1"}, "b": {"qb_private_ip": ""}}

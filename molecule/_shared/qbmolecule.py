@@ -1,0 +1,72 @@
+"""Helpers shared by the molecule scenarios' testinfra checks: hosts by name, the project's
+playbooks and modules run against the scenario's inventory, and readers for their output."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import testinfra
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+STATE = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
+ENV = {
+    **os.environ,
+    "ANSIBLE_INVENTORY_ENABLED": "ansible.builtin.yaml,ansible.builtin.ini",
+    "ANSIBLE_ROLES_PATH": str(PROJECT / "roles"),
+    "ANSIBLE_LIBRARY": str(PROJECT / "plugins" / "modules"),
+    "ANSIBLE_MODULE_UTILS": str(PROJECT / "plugins" / "module_utils"),
+    "ANSIBLE_FILTER_PLUGINS": str(PROJECT / "plugins" / "filter"),
+    "ANSIBLE_LOOKUP_PLUGINS": str(PROJECT / "plugins" / "lookup"),
+    "ANSIBLE_NOCOLOR": "1",
+    "ANSIBLE_FORCE_COLOR": "0",
+}
+
+
+def host(name: str):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+def playbook(name: str, *args: str, check: bool = True, inventory: str | None = None,
+             timeout: int = 900) -> subprocess.CompletedProcess:
+    cmd = ["ansible-playbook", "-i", inventory or INVENTORY, str(PROJECT / "playbooks" / name), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=PROJECT, timeout=timeout)
+    if check:
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    return result
+
+
+def flat(result: subprocess.CompletedProcess) -> str:
+    """A playbook's output with its line wrapping undone (messages may be folded)."""
+    return " ".join((result.stdout + "\n" + result.stderr).split())
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP counters by host."""
+    out = {}
+    for line in output.splitlines():
+        m = re.match(r"^(\S+)\s+:\s+(.*)$", line)
+        if m and "ok=" in m.group(2):
+            out[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    return out
+
+
+def module_run(hostname: str, name: str, args: str, *extra: str,
+               inventory: str | None = None) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run one module ad hoc; returns the process and the module's result for the host."""
+    cmd = ["ansible", "-i", inventory or INVENTORY, hostname, "-m", name, "-a", args, *extra]
+    env = {**ENV, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=PROJECT, timeout=120)
+    doc = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{"):])[0]
+    return result, doc["plays"][0]["tasks"][0]["hosts"][hostname]
+
+
+def module(hostname: str, name: str, args: str, *extra: str) -> dict:
+    """Run one module ad hoc and return its result (it must succeed)."""
+    result, out = module_run(hostname, name, args, *extra)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    return out
