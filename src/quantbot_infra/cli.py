@@ -133,6 +133,11 @@ def _summary(res: local.UpResult) -> str:
     if endpoints:
         lines.append("endpoints (on the environment's network):")
         lines += [f"  {name:<22} {e}" for name, e in endpoints]
+    tunnels = [(h.name, verify.facts.get(h.name, {}).get("tunnel")) for h in inv.hosts] if verify else []
+    tunnels = [(name, t) for name, t in tunnels if t]
+    if tunnels:
+        lines.append("tunnels (WireGuard, peers with a handshake in the last 3 minutes):")
+        lines += [f"  {name:<22} {t}" for name, t in tunnels]
     for step, run in res.steps:
         lines.append(f"{step:<10} {run.status:<10} changed={run.changed:<4} "
                      f"{run.duration:7.1f}s  {run.artifact_dir}")

@@ -134,3 +134,21 @@ def test_up_summary_lists_the_data_endpoints_verify_published():
         ["dev-pg-01", "pgbouncer", "10.240.10.14:6432"],
         ["dev-redis-02", "redis", "10.240.10.17:6379", "(replica)"],
     ]
+
+
+def test_up_summary_shows_the_tunnel_status_verify_published():
+    from quantbot_infra.cli import _summary
+    from quantbot_infra.local import UpResult
+    from quantbot_infra.runner import HostSummary, RunResult
+    from quantbot_infra.topology import load_inventory
+
+    inv = load_inventory(ROOT / "inventories" / "dev")
+    facts = {"dev-vpn-01": {"tunnel": "wg0 10.250.10.9: 8/8 peers up"},
+             "dev-pg-01": {"tunnel": "wg0 10.250.10.4: 7/8 peers up"}}
+    verify = RunResult("verify", "dev", "successful", 0, {"dev-pg-01": HostSummary(ok=3)}, [], 1.0, "/tmp/a",
+                       facts=facts)
+    lines = _summary(UpResult(inv, [("verify", verify)])).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("tunnels (WireGuard"))
+    # in topology order
+    assert [line.split()[0] for line in lines[start + 1:start + 3]] == ["dev-pg-01", "dev-vpn-01"]
+    assert lines[start + 2].split()[1:] == ["wg0", "10.250.10.9:", "8/8", "peers", "up"]
