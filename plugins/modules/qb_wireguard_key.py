@@ -58,6 +58,7 @@ previous_public_key:
   type: str
 """
 
+import contextlib
 import os
 import stat
 import tempfile
@@ -66,7 +67,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 
 def _public_key(module, private_key):
-    rc, out, err = module.run_command([module.get_bin_path("wg", required=True), "pubkey"],
+    rc, out, _err = module.run_command([module.get_bin_path("wg", required=True), "pubkey"],
                                       data=private_key, binary_data=False)
     if rc != 0:
         return None
@@ -93,10 +94,8 @@ def _write(module, path, private_key):
         os.close(fd)
         os.replace(tmp, path)
     except OSError as exc:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         module.fail_json(msg=f"cannot write {path}: {exc.strerror}")
 
 

@@ -71,6 +71,17 @@ class TopologyError(ValueError):
         super().__init__(where + message)
 
 
+def _ipv4_network(value: str, longest_prefix: int) -> str:
+    """``value`` if it is an IPv4 network in CIDR form of /``longest_prefix`` or larger."""
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"expected an IPv4 network in CIDR form, got {value!r}") from exc
+    if net.version != 4 or net.prefixlen > longest_prefix:
+        raise ValueError(f"expected an IPv4 network of /{longest_prefix} or larger, got {value!r}")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -97,13 +108,7 @@ class LocalProvider(_Strict):
     @field_validator("subnet")
     @classmethod
     def _subnet(cls, v: str) -> str:
-        try:
-            net = ipaddress.ip_network(v, strict=True)
-        except ValueError as exc:
-            raise ValueError(f"expected an IPv4 network in CIDR form, got {v!r}") from exc
-        if net.version != 4 or net.prefixlen > 26:
-            raise ValueError(f"expected an IPv4 network of /26 or larger, got {v!r}")
-        return v
+        return _ipv4_network(v, 26)
 
 
 class AwsProvider(_Strict):
@@ -139,13 +144,7 @@ class Vpn(_Strict):
     @field_validator("pool")
     @classmethod
     def _pool(cls, v: str) -> str:
-        try:
-            net = ipaddress.ip_network(v, strict=True)
-        except ValueError as exc:
-            raise ValueError(f"expected a network in CIDR form, got {v!r}") from exc
-        if net.version != 4 or net.prefixlen > 28:
-            raise ValueError(f"expected an IPv4 network of /28 or larger, got {v!r}")
-        return v
+        return _ipv4_network(v, 28)
 
     @model_validator(mode="after")
     def _sites(self) -> Vpn:

@@ -79,7 +79,7 @@ class TestWireGuard:
     def test_overlapping_sites_and_unknown_self_are_refused(self):
         with pytest.raises(wireguard.WireGuardError, match="overlaps"):
             wireguard.check_sites(POOL, {"a": ["10.201.0.0/16"], "b": ["10.201.2.0/24"]})
-        with pytest.raises(wireguard.WireGuardError, match="overlaps .* the VPN pool"):
+        with pytest.raises(wireguard.WireGuardError, match=r"overlaps .* the VPN pool"):
             wireguard.check_sites(POOL, {"a": ["10.250.0.0/25"]})
         with pytest.raises(wireguard.WireGuardError, match="not a member"):
             wireguard.mesh_peers("nobody", MEMBERS, POOL, SITES)
@@ -94,13 +94,14 @@ class TestWireGuard:
         assert wireguard.site_routes("elsewhere", MEMBERS, POOL, SITES) == {}
 
     def test_members_come_from_inventory_variables(self):
-        hv = {"g": {"qb_vpn_address": "10.250.0.1", "qb_private_ip": "10.1.0.1", "qb_vpn_endpoint": "192.0.2.1",
-                    "qb_vpn_site": "a"},
+        hv = {"g": {"qb_vpn_address": "10.250.0.1", "qb_private_ip": "10.1.0.1",
+                    "qb_vpn_endpoint": "192.0.2.1", "qb_vpn_site": "a"},
               "m": {"qb_vpn_address": "10.250.0.2", "qb_private_ip": "10.9.0.2", "qb_region": "r1"}}
         out = wireguard.members_from_hostvars(["m", "g"], hv, ["g"], 51820, {"g": key(1)})
         assert [m["name"] for m in out] == ["g", "m"]
-        assert out[0] == {"name": "g", "address": "10.250.0.1", "endpoint": "192.0.2.1", "site_address": "10.1.0.1",
-                          "port": 51820, "site": "a", "gateway": True, "public_key": key(1)}
+        assert out[0] == {"name": "g", "address": "10.250.0.1", "endpoint": "192.0.2.1",
+                          "site_address": "10.1.0.1", "port": 51820, "site": "a", "gateway": True,
+                          "public_key": key(1)}
         assert out[1]["endpoint"] == "10.9.0.2" and out[1]["site"] == "r1" and out[1]["public_key"] == ""
         assert not out[1]["gateway"]
 

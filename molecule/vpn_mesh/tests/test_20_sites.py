@@ -40,18 +40,13 @@ def test_a_host_outside_the_vpn_cannot_reach_a_tunnel_bound_service():
     listen("vpn-gw-b", TUNNEL["vpn-gw-b"], 9100)
     # the monitoring member, through the tunnel: allowed
     assert host("vpn-mon").run(f"curl -fsS -m 5 -o /dev/null http://{TUNNEL['vpn-gw-b']}:9100/").rc == 0
-    # the outside host sends to the tunnel address through the gateway's WAN address
-    outside = host("vpn-outside")
-    outside.check_output(f"ip route replace {TUNNEL['vpn-gw-b']}/32 via {WAN_IP['vpn-gw-b']}")
-    try:
-        assert not tcp_open("vpn-outside", TUNNEL["vpn-gw-b"], 9100)
-    finally:
-        outside.run(f"ip route del {TUNNEL['vpn-gw-b']}/32")
-    # even an allowed host is refused when it comes to the tunnel address from outside the tunnel
-    mon = host("vpn-mon")
-    mon.check_output(f"ip route replace {TUNNEL['vpn-gw-b']}/32 via {WAN_IP['vpn-gw-b']} dev eth0")
-    try:
-        assert not tcp_open("vpn-mon", TUNNEL["vpn-gw-b"], 9100)
-    finally:
-        mon.run(f"ip route del {TUNNEL['vpn-gw-b']}/32 via {WAN_IP['vpn-gw-b']} dev eth0")
+    # the outside host sends to the tunnel address through the gateway's WAN address; then even
+    # an allowed host is refused when it comes to the tunnel address from outside the tunnel
+    for src, dev in (("vpn-outside", ""), ("vpn-mon", " dev eth0")):
+        route = f"{TUNNEL['vpn-gw-b']}/32 via {WAN_IP['vpn-gw-b']}{dev}"
+        host(src).check_output(f"ip route replace {route}")
+        try:
+            assert not tcp_open(src, TUNNEL["vpn-gw-b"], 9100), src
+        finally:
+            host(src).run(f"ip route del {route}")
     assert tcp_open("vpn-mon", TUNNEL["vpn-gw-b"], 9100)
