@@ -29,6 +29,15 @@ def _call(func, *args, **kwargs):
         raise AnsibleFilterError(str(exc)) from None
 
 
+def _plain(hostvars, hosts, keys):
+    """host -> {key: value} for the keys it has; hostvars are lazy, so only these are templated."""
+    out = {}
+    for host in hosts:
+        hv = hostvars.get(host) or {}
+        out[host] = {k: hv.get(k) for k in keys if k in hv}
+    return out
+
+
 def wireguard_members(hosts, hostvars, gateways, port, key_dir):
     """``groups.wireguard | qb_wireguard_members(hostvars, groups.vpn_gateway, port, key_dir)``:
     the members with the public keys kept on the controller (``<key_dir>/<host>.pub``)."""
@@ -38,12 +47,8 @@ def wireguard_members(hosts, hostvars, gateways, port, key_dir):
         if os.path.exists(path):
             with open(path, encoding="ascii") as f:
                 keys[name] = f.read().strip()
-    plain = {}
-    for name in hosts:
-        hv = hostvars.get(name) or {}
-        plain[name] = {k: hv.get(k) for k in
-                       ("qb_vpn_address", "qb_vpn_endpoint", "qb_private_ip", "qb_vpn_site", "qb_region")
-                       if k in hv}
+    plain = _plain(hostvars, hosts, ("qb_vpn_address", "qb_vpn_endpoint", "qb_private_ip", "qb_vpn_site",
+                                     "qb_region"))
     return _call(wireguard.members_from_hostvars, list(hosts), plain, list(gateways or []), port, keys)
 
 
@@ -52,9 +57,14 @@ def wireguard_peers(members, self_name, pool, sites=None, keepalive=25):
     return _call(wireguard.mesh_peers, self_name, list(members), pool, sites or {}, int(keepalive))
 
 
-def wireguard_routed_subnets(members, self_name, sites=None):
-    """The other sites' subnets a member sends into its tunnel."""
-    return _call(wireguard.routed_subnets, self_name, list(members), sites or {})
+def wireguard_routed_subnets(peers):
+    """``peers | qb_wireguard_routed_subnets``: the other sites' subnets a member sends into its tunnel."""
+    return _call(wireguard.routed_subnets, list(peers))
+
+
+def vpn_remote_networks(pool, sites, site):
+    """``pool | qb_vpn_remote_networks(sites, site)``: the pool and the other sites' subnets."""
+    return _call(wireguard.remote_networks, pool, sites or {}, site)
 
 
 def wireguard_site_routes(members, site, pool, sites=None):
@@ -65,12 +75,7 @@ def wireguard_site_routes(members, site, pool, sites=None):
 def firewall_rules(services, host_groups, groups, hostvars):
     """``services | qb_firewall_rules(group_names, groups, hostvars)``: the host's accept rules."""
     hosts = sorted({h for members in groups.values() for h in members})
-    plain = {}
-    for host in hosts:
-        hv = hostvars.get(host) or {}
-        # hostvars are lazy: read only the address keys, each templated on access
-        plain[host] = {k: hv.get(k) for k in firewall.ADDRESS_KEYS if k in hv}
-    addresses = _call(firewall.host_addresses, plain, hosts)
+    addresses = _call(firewall.host_addresses, _plain(hostvars, hosts, firewall.ADDRESS_KEYS), hosts)
     # the topology inventory always has the built-in role groups; other inventories (molecule)
     # may leave the empty ones out
     known = {g: [] for g in BUILTIN_ROLE_GROUPS}
@@ -96,6 +101,7 @@ class FilterModule:
             "qb_wireguard_peers": wireguard_peers,
             "qb_wireguard_routed_subnets": wireguard_routed_subnets,
             "qb_wireguard_site_routes": wireguard_site_routes,
+            "qb_vpn_remote_networks": vpn_remote_networks,
             "qb_firewall_rules": firewall_rules,
             "qb_firewall_admits": firewall_admits,
             "qb_ssh_proxy_command": ssh_proxy_command,

@@ -198,35 +198,32 @@ def mesh_peers(self_name: str, members: Iterable[Mapping[str, Any]], pool: str,
     return peers
 
 
-def routed_subnets(self_name: str, members: Iterable[Mapping[str, Any]],
-                   sites: Mapping[str, Iterable[str]] | None = None) -> list[str]:
-    """The subnets of other sites a member routes into its tunnel (its peers' extra AllowedIPs)."""
-    members = list(members)
-    me = next((m for m in members if m["name"] == self_name), None)
-    if me is None:
-        raise WireGuardError(f"{self_name} is not a member of the mesh")
-    carriers = site_gateways(members)
-    out: list[str] = []
-    for site, gateway in sorted(carriers.items()):
-        if site != me["site"] and gateway != self_name:
-            out += [str(ipaddress.ip_network(n)) for n in (sites or {}).get(site, [])]
-    return out
+def routed_subnets(peers: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The other sites' subnets a member routes into its tunnel: what :func:`mesh_peers` gave its
+    peers beyond their own tunnel address."""
+    return [net for peer in peers for net in peer["allowed_ips"][1:]]
+
+
+def remote_networks(pool: str, sites: Mapping[str, Iterable[str]], site: str) -> list[str]:
+    """What a host of ``site`` reaches through the VPN: the pool and every other site's subnets."""
+    site_nets = check_sites(pool, sites)
+    subnets = [str(ipaddress.ip_network(pool))]
+    for other in sorted(site_nets):
+        if other != site:
+            subnets += site_nets[other]
+    return subnets
 
 
 def site_routes(site: str, members: Iterable[Mapping[str, Any]], pool: str,
                 sites: Mapping[str, Iterable[str]]) -> dict[str, Any]:
-    """Routes for a host of ``site`` that is not a mesh member: the pool and every other site's
-    subnets, via its site's gateway. ``{}`` when the site has no gateway."""
+    """Routes for a host of ``site`` that is not a mesh member: its :func:`remote_networks`, via
+    its site's gateway. ``{}`` when the site has no gateway."""
     members = list(members)
-    site_nets = check_sites(pool, sites)
+    subnets = remote_networks(pool, sites, site)
     gateway = site_gateways(members).get(site)
     if gateway is None:
         return {}
     via = next(m for m in members if m["name"] == gateway)
     if not via.get("site_address"):
         raise WireGuardError(f"gateway {gateway}: its address on site {site!r} is unknown")
-    subnets = [str(ipaddress.ip_network(pool))]
-    for other in sorted(site_nets):
-        if other != site:
-            subnets += site_nets[other]
     return {"gateway": gateway, "via": str(via["site_address"]), "subnets": subnets}

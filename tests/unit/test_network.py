@@ -55,8 +55,8 @@ class TestWireGuard:
         peers = {p["name"]: p for p in wireguard.mesh_peers("gw-b2", MEMBERS, POOL, SITES)}
         assert peers["gw-b"]["allowed_ips"] == ["10.250.0.2/32"]
         assert peers["gw-a"]["allowed_ips"] == ["10.250.0.1/32", "10.201.1.0/24"]
-        assert wireguard.routed_subnets("gw-b2", MEMBERS, SITES) == ["10.201.1.0/24"]
-        assert wireguard.routed_subnets("mon", MEMBERS, SITES) == [
+        assert wireguard.routed_subnets(peers.values()) == ["10.201.1.0/24"]
+        assert wireguard.routed_subnets(wireguard.mesh_peers("mon", MEMBERS, POOL, SITES)) == [
             "10.201.1.0/24", "10.201.2.0/24", "10.201.3.0/24"]
 
     def test_every_member_sees_every_other_exactly_once(self):
@@ -92,6 +92,8 @@ class TestWireGuard:
                           "subnets": [POOL, "10.201.2.0/24", "10.201.3.0/24"]}
         assert wireguard.site_routes("b", MEMBERS, POOL, SITES)["via"] == "10.201.2.10"
         assert wireguard.site_routes("elsewhere", MEMBERS, POOL, SITES) == {}
+        assert wireguard.remote_networks(POOL, SITES, "b") == [POOL, "10.201.1.0/24"]
+        assert wireguard.remote_networks(POOL, SITES, "core") == [POOL, *SITES["a"], *SITES["b"]]
 
     def test_members_come_from_inventory_variables(self):
         hv = {"g": {"qb_vpn_address": "10.250.0.1", "qb_private_ip": "10.1.0.1",

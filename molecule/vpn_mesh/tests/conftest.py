@@ -84,7 +84,8 @@ def ssh_inventory(tmp_path_factory) -> str:
     for name in groups:
         hv = {"ansible_connection": "ssh", "ansible_user": "ansible", "ansible_become": True,
               "ansible_ssh_private_key_file": str(KEY), "ansible_python_interpreter": "/usr/bin/python3",
-              "ansible_host": SITE_IP[name] if name in jumps and name in SITE_IP else WAN_IP.get(name, SITE_IP.get(name))}
+              # bastions on the WAN; the hosts behind them at their site address where they have one
+              "ansible_host": SITE_IP.get(name, WAN_IP.get(name)) if name in jumps else WAN_IP[name]}
         args = " ".join(ssh_options()[2:])
         if name in jumps:
             args += " " + bastion.proxy_command("ansible", WAN_IP[jumps[name]], 22, ssh_options=ssh_options())
