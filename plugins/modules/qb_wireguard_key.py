@@ -9,7 +9,7 @@ short_description: Create (or rotate) a host's WireGuard private key and return 
 description:
   - Makes a WireGuard private key on the managed host when it has none (with C(wg genkey)),
     in a file of mode 0600 owned by root, and returns the matching public key. The private key
-    never leaves the host: it is not read back, logged or returned.
+    never leaves the host; it is not read back, logged or returned.
   - With I(rotate=true) a new key replaces the old one atomically; peers must then be given the
     new public key (the C(wireguard) role does that in the same run).
   - An existing key file that is not a WireGuard key stops the module (it is never overwritten
