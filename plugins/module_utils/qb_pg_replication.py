@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import re
+
 QUERY = """
 SELECT json_build_object(
   'in_recovery', pg_is_in_recovery(),
@@ -56,6 +58,8 @@ def summarize(report):
     in_recovery = bool(report["in_recovery"])
     out = {
         "state": "running",
+        "down_reason": None,
+        "detail": None,
         "role": "replica" if in_recovery else "primary",
         "timeline": report.get("timeline"),
         "synchronous_standby_names": report.get("synchronous_standby_names") or "",
@@ -126,12 +130,97 @@ def summarize(report):
     return out
 
 
-def absent(state):
-    """Summary for a host with no cluster ('absent') or a cluster that does not answer ('down')."""
+# What a server's postmaster.pid says on its 8th line (PostgreSQL 10+), and what a refused
+# connection says, mapped to why the member is down. The DR playbooks act on these reasons
+# (a crashed primary is fenced and later rewound; one still starting is waited for).
+_PM_STATUS = {"starting": "starting", "stopping": "shutting_down"}
+_CONNECT_ERRORS = (
+    ("the database system is starting up", "starting"),
+    ("the database system is in recovery mode", "recovering"),
+    ("the database system is shutting down", "shutting_down"),
+    ("the database system is not yet accepting connections", "starting"),
+    ("the database system is not accepting connections", "not_accepting"),
+)
+DOWN_REASONS = ("stopped", "crashed", "starting", "recovering", "shutting_down", "not_accepting",
+                "not_answering")
+
+
+def parse_pid_file(text):
+    """postmaster.pid -> (pid, status); (None, None) for an empty or torn file."""
+    lines = (text or "").splitlines()
+    try:
+        pid = int(lines[0].strip())
+    except (IndexError, ValueError):
+        return None, None
+    status = lines[7].strip() if len(lines) > 7 else None
+    return pid, status or None
+
+
+def down_reason(pid_file, postmaster_alive, error=None):
+    """Why a member with a data directory does not answer.
+
+    pid_file: postmaster.pid's text, or None when there is none; postmaster_alive: whether the
+    process it names still runs as postgres; error: the connection error's text, if one was tried.
+    """
+    if pid_file is None:
+        return "stopped"
+    pid, status = parse_pid_file(pid_file)
+    if pid is None or not postmaster_alive:
+        # killed without a clean shutdown (SIGKILL, OOM killer, host reset): the pid file and
+        # the socket stay behind, naming a process that is gone
+        return "crashed"
+    for text, reason in _CONNECT_ERRORS:
+        if error and text in error:
+            return reason
+    return _PM_STATUS.get(status, "not_answering")
+
+
+def absent(state, reason=None, detail=None):
+    """Summary for a host with no cluster ('absent') or a cluster that does not answer ('down',
+    with the reason and the error text)."""
     return {
-        "state": state, "role": None, "timeline": None, "synchronous_standby_names": "",
+        "state": state, "down_reason": reason, "detail": detail, "role": None, "timeline": None,
+        "synchronous_standby_names": "",
         "replicas": [], "slots": [], "upstream": None, "wal_lsn": None, "wal_position": None,
         "replay_lsn": None,
         "lag_bytes": None, "lag_seconds": None, "streaming": False, "sync_replicas": [],
         "max_replay_lag_bytes": 0,
     }
+
+
+def fork_point(history, timeline):
+    """Where the timeline `timeline` ended, from a later timeline's history file (lines of
+    'parentTLI<tab>switchpoint<tab>reason'); None when the history does not pass through it."""
+    for line in (history or "").splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0].isdigit() and int(fields[0]) == int(timeline):
+            return fields[1]
+    return None
+
+
+def wal_after(waldump_stdout, waldump_stderr, start_lsn):
+    """What pg_waldump found after `start_lsn`: the committed transactions, where valid WAL
+    ends and how many bytes that is. pg_waldump reads until the first invalid record and says
+    where that is on stderr; no record at all means nothing was written after the start."""
+    commits = sum(1 for line in waldump_stdout.splitlines()
+                  if "rmgr: Transaction" in line and "desc: COMMIT" in line)
+    end = None
+    for pattern in ("invalid record length at ", "invalid magic number", "record with incorrect prev-link",
+                    "invalid resource manager ID", "contrecord is requested by ", "could not read from file"):
+        if pattern in waldump_stderr:
+            end = _end_from_error(waldump_stderr)
+            break
+    if end is None and "could not find a valid record after" in waldump_stderr:
+        end = start_lsn
+    if end is None:
+        raise ValueError(f"pg_waldump gave no end of WAL: {waldump_stderr.strip()[-300:]!r}")
+    return {"transactions": commits, "end_lsn": end,
+            "wal_bytes": _diff(parse_lsn(end), parse_lsn(start_lsn)) or 0}
+
+
+def _end_from_error(text):
+    """The location of the first invalid record, as pg_waldump names it in its error."""
+    m = (re.search(r"invalid record length at ([0-9A-F]+/[0-9A-F]+)", text)
+         or re.search(r"error in WAL record at ([0-9A-F]+/[0-9A-F]+)", text)
+         or re.search(r"at ([0-9A-F]+/[0-9A-F]+)", text))
+    return m.group(1) if m else None

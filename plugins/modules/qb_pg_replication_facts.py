@@ -12,8 +12,9 @@ description:
     replicas are synchronous. Health gates and the DR playbooks decide on these facts.
   - Read-only; runs the same in check mode.
   - A host without a cluster reports O(state=absent); a cluster that does not answer reports
-    O(state=down). Neither is an error, so the facts of a whole group can be gathered before a
-    failover.
+    O(state=down) with O(down_reason) (stopped, crashed, starting, recovering, shutting_down,
+    not_accepting, not_answering). None of these is an error, so the facts of a whole group can be
+    gathered before a failover, a crashed primary (stale socket and pid file) included.
 options:
   data_directory:
     description: Data directory of the cluster; its C(PG_VERSION) tells whether a cluster exists.
@@ -56,6 +57,8 @@ replication:
   type: dict
   contains:
     state: {description: "absent, down or running", type: str}
+    down_reason: {description: "Why a member with a cluster is down (null unless down)", type: str}
+    detail: {description: "The connection error, when one was tried (null unless down)", type: str}
     role: {description: "primary or replica (null unless running)", type: str}
     timeline: {description: "Timeline: the last checkpoint's on a primary, the one being received on a replica", type: int}
     wal_lsn: {description: "Current WAL location (primary) or last received (replica)", type: str}
@@ -76,13 +79,33 @@ import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.qb_pg_replication import QUERY, absent, summarize
+from ansible.module_utils.qb_pg_replication import QUERY, absent, down_reason, parse_pid_file, summarize
 
 try:
     import psycopg2
     HAS_PSYCOPG2 = True
 except ImportError:
     HAS_PSYCOPG2 = False
+
+
+def read_pid_file(data_dir):
+    try:
+        with open(os.path.join(data_dir, "postmaster.pid"), encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def postmaster_alive(pid):
+    """The pid runs and is a postgres process (after a crash the number may have been reused)."""
+    if pid is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv0 = f.read().split(b"\0")[0]
+    except OSError:
+        return False
+    return os.path.basename(argv0).startswith(b"postgres")
 
 
 def main():
@@ -101,13 +124,16 @@ def main():
     def done(summary):
         module.exit_json(changed=False, replication=summary, ansible_facts={"qb_pg_replication": summary})
 
-    if not os.path.isfile(os.path.join(params["data_directory"], "PG_VERSION")):
+    data_dir = params["data_directory"]
+    if not os.path.isfile(os.path.join(data_dir, "PG_VERSION")):
         done(absent("absent"))
     if not HAS_PSYCOPG2:
         module.fail_json(msg=missing_required_lib("psycopg2 (Debian package python3-psycopg2)"))
-    socket = os.path.join(params["login_unix_socket"], f".s.PGSQL.{params['port']}")
-    if not os.path.exists(socket):
-        done(absent("down"))
+    pid_file = read_pid_file(data_dir)
+    alive = pid_file is not None and postmaster_alive(parse_pid_file(pid_file)[0])
+    if not alive:
+        # stopped, or crashed (stale pid file and socket): nothing to connect to
+        done(absent("down", down_reason(pid_file, alive)))
     try:
         conn = psycopg2.connect(
             host=params["login_unix_socket"], port=params["port"], user=params["login_user"],
@@ -115,14 +141,17 @@ def main():
             application_name="qb_pg_replication_facts",
         )
     except psycopg2.OperationalError as exc:
-        # starting up, shutting down, in crash recovery: not answering yet, not an error
-        if "the database system is" in str(exc):
-            done(absent("down"))
-        module.fail_json(msg=f"cannot connect to PostgreSQL: {str(exc).strip()}")
+        # starting, in crash recovery, shutting down, hung: a state, not an error
+        error = str(exc).strip()
+        done(absent("down", down_reason(pid_file, True, error), error))
     try:
         with conn.cursor() as cur:
             cur.execute(QUERY)
             report = cur.fetchone()[0]
+    except psycopg2.OperationalError as exc:
+        # the server went away between connecting and answering
+        error = str(exc).strip()
+        done(absent("down", down_reason(read_pid_file(data_dir), True, error), error))
     finally:
         conn.close()
     if isinstance(report, str):

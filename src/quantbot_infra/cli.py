@@ -52,6 +52,8 @@ def _recap(result: RunResult) -> str:
                      f"{s.unreachable:>8} {s.skipped:>8}")
     for f in result.failed_tasks:
         lines.append(f"FAILED {f.host}: {f.task}: {f.message}")
+    if result.error:
+        lines = [f"error: {result.error}"]
     lines.append(f"{result.playbook}: {result.status} (rc={result.rc}) in {result.duration:.1f}s;"
                  f" artifacts: {result.artifact_dir}")
     return "\n".join(lines)

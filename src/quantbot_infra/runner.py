@@ -67,6 +67,8 @@ class RunResult:
     artifact_dir: str
     check: bool = False
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # why a run stopped before any task (no host matched, a syntax error): Ansible's own words
+    error: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -128,6 +130,26 @@ def _event_failure(event: Mapping[str, Any]) -> FailedTask | None:
         message=_failure_message(data.get("res") or {}),
         unreachable=unreachable,
     )
+
+
+def _ansible_errors(stdout: str) -> list[str]:
+    """Ansible's own error lines ('[ERROR]: …' / 'ERROR! …') in a run's output."""
+    out = []
+    for line in stdout.splitlines():
+        line = line.strip()
+        for mark in ("[ERROR]:", "ERROR!"):
+            if line.startswith(mark):
+                out.append(line[len(mark):].strip())
+    return out
+
+
+def _early_error(errors: list[str], *, limit: str | None, inventory: Path) -> str:
+    """Why a run ended before touching any host, in the user's terms."""
+    if any("no hosts to target" in e or "no hosts matched" in e for e in errors):
+        if limit:
+            return f"--limit {limit!r} matches no host of {inventory}: nothing was run"
+        return f"the playbook's host pattern matches no host of {inventory}: nothing was run"
+    return "; ".join(errors) or "the run ended before any host was contacted (see the artifacts)"
 
 
 def _vault_password_file(state: Path) -> Path | None:
@@ -193,11 +215,14 @@ def run_playbook(
 
     facts: dict[str, dict[str, Any]] = {}
     failures: list[FailedTask] = []
+    errors: list[str] = []
 
     def handle(event: dict[str, Any]) -> bool:
         failure = _event_failure(event)
         if failure:
             failures.append(failure)
+        if event.get("event") == "verbose":
+            errors.extend(_ansible_errors(event.get("stdout") or ""))
         data = event.get("event_data") or {}
         if event.get("event") == "runner_on_ok":
             res = data.get("res") or {}
@@ -251,6 +276,8 @@ def run_playbook(
         check=check,
         facts=facts,
     )
+    if not result.ok and not result.hosts:
+        result.error = _early_error(errors, limit=limit, inventory=inv)
     _audit(result, state / "audit.log", limit=limit, tags=tags, skip_tags=skip_tags, extra_vars=extra_vars,
            secret_names=sorted(secret_vars or {}), inventory=inv)
     return result
@@ -272,6 +299,7 @@ def _audit(result: RunResult, log: Path, **request: Any) -> None:
         "rc": result.rc,
         "changed": result.changed,
         "failed_hosts": sorted({f.host for f in result.failed_tasks}),
+        "error": result.error,
         "duration": result.duration,
         "artifact_dir": result.artifact_dir,
     }

@@ -91,3 +91,78 @@ def test_absent_and_down_have_the_same_keys_as_running():
         s = rep.absent(state)
         assert s["state"] == state and s["role"] is None
         assert set(s) == set(running)
+
+
+# postmaster.pid as PostgreSQL 15 writes it (captured from a db_ha member), with its 8th line
+# (the postmaster's status) replaced per case
+def pid_file(status="ready   "):
+    text = (FIXTURES / "postmaster.pid").read_text()
+    lines = text.splitlines()
+    lines[7] = status
+    return "\n".join(lines) + "\n"
+
+
+def test_pid_file_parsed():
+    pid, status = rep.parse_pid_file(pid_file())
+    assert pid > 1 and status == "ready"
+    assert rep.parse_pid_file("") == (None, None)
+    assert rep.parse_pid_file("garbage\n") == (None, None)
+    # a file torn by the crash still names its process
+    assert rep.parse_pid_file("4242\n/var/lib/postgresql/15/main\n") == (4242, None)
+
+
+@pytest.mark.parametrize(("pid_text", "alive", "error", "reason"), [
+    # a data directory without a server
+    (None, False, None, "stopped"),
+    # SIGKILL / OOM killer / host reset: the pid file and the socket stay behind
+    ("ready", False, None, "crashed"),
+    ("standby", False, None, "crashed"),
+    ("", False, None, "crashed"),
+    # the postmaster runs but does not take connections yet or any more
+    ("starting", True, "FATAL:  the database system is starting up", "starting"),
+    ("starting", True, "FATAL:  the database system is in recovery mode", "recovering"),
+    ("stopping", True, "FATAL:  the database system is shutting down", "shutting_down"),
+    ("starting", True, "FATAL:  the database system is not yet accepting connections", "starting"),
+    ("ready", True, "FATAL:  the database system is not accepting connections", "not_accepting"),
+    # no answer at all: the postmaster's own status says what it is doing
+    ("starting", True, "timeout expired", "starting"),
+    ("stopping", True, "timeout expired", "shutting_down"),
+    ("ready", True, "connection to server on socket failed: Connection refused", "not_answering"),
+])
+def test_every_way_a_member_is_down_is_a_reason(pid_text, alive, error, reason):
+    text = None if pid_text is None else pid_file(pid_text)
+    assert rep.down_reason(text, alive, error) == reason
+    assert reason in rep.DOWN_REASONS
+
+
+def test_down_summary_carries_reason_and_error():
+    s = rep.absent("down", "crashed", None)
+    assert s["state"] == "down" and s["down_reason"] == "crashed" and s["role"] is None
+    assert rep.summarize(load("primary"))["down_reason"] is None
+
+
+# pg_waldump 15 on a member's pg_wal: one transaction (a table made and two rows) after the
+# start, then the end of valid WAL; and a start with nothing after it
+def test_wal_after_counts_commits_and_finds_the_end():
+    out = (FIXTURES / "pg_waldump_after_fork.out").read_text()
+    err = (FIXTURES / "pg_waldump_after_fork.err").read_text()
+    gap = rep.wal_after(out, err, "0/4008000")
+    assert gap == {"transactions": 1, "end_lsn": "0/400AE88", "wal_bytes": 0x400AE88 - 0x4008000}
+
+
+def test_wal_after_nothing_written():
+    err = "pg_waldump: error: could not find a valid record after 0/400AE88\n"
+    assert rep.wal_after("", err, "0/400AE88") == {"transactions": 0, "end_lsn": "0/400AE88", "wal_bytes": 0}
+
+
+def test_wal_after_refuses_output_it_does_not_understand():
+    with pytest.raises(ValueError, match="no end of WAL"):
+        rep.wal_after("", "pg_waldump: error: could not open directory \"x\": No such file", "0/1")
+
+
+def test_fork_point_from_a_timeline_history():
+    history = "1\t0/5000198\tno recovery target specified\n\n2\t0/7A00028\tno recovery target specified\n"
+    assert rep.fork_point(history, 1) == "0/5000198"
+    assert rep.fork_point(history, 2) == "0/7A00028"
+    assert rep.fork_point(history, 3) is None
+    assert rep.fork_point("", 1) is None
