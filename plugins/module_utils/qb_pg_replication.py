@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import re
+import struct
 
 QUERY = """
 SELECT json_build_object(
@@ -14,7 +15,10 @@ SELECT json_build_object(
   'receive_lsn', pg_last_wal_receive_lsn()::text,
   'replay_lsn', pg_last_wal_replay_lsn()::text,
   'replay_timestamp', extract(epoch FROM pg_last_xact_replay_timestamp()),
-  'timeline', (SELECT timeline_id FROM pg_control_checkpoint()),
+  -- a primary's current timeline is in its WAL file name (its last checkpoint may predate a
+  -- promotion); a standby's is corrected from its WAL receiver below
+  'timeline', CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint())
+              ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
   'synchronous_standby_names', current_setting('synchronous_standby_names'),
   'replication', (SELECT coalesce(json_agg(json_build_object(
       'application_name', application_name, 'client_addr', host(client_addr), 'state', state,
@@ -60,6 +64,7 @@ def summarize(report):
         "state": "running",
         "down_reason": None,
         "detail": None,
+        "cluster_state": None,
         "role": "replica" if in_recovery else "primary",
         "timeline": report.get("timeline"),
         "synchronous_standby_names": report.get("synchronous_standby_names") or "",
@@ -156,30 +161,48 @@ def parse_pid_file(text):
     return pid, status or None
 
 
-def down_reason(pid_file, postmaster_alive, error=None):
+# pg_control's DBState (the 4 bytes after the system identifier and two version numbers, the
+# same layout in every release since 9.x)
+_DB_STATES = ("starting up", "shut down", "shut down in recovery", "shutting down",
+              "in crash recovery", "in archive recovery", "in production")
+_CLEAN = ("shut down", "shut down in recovery")
+
+
+def control_state(head):
+    """The cluster state recorded in global/pg_control (its first 20 bytes or more)."""
+    if head is None or len(head) < 20:
+        return None
+    (state,) = struct.unpack_from("=i", head, 16)
+    return _DB_STATES[state] if 0 <= state < len(_DB_STATES) else None
+
+
+def down_reason(pid_file, postmaster_alive, error=None, cluster_state=None):
     """Why a member with a data directory does not answer.
 
     pid_file: postmaster.pid's text, or None when there is none; postmaster_alive: whether the
-    process it names still runs as postgres; error: the connection error's text, if one was tried.
+    process it names still runs as postgres; error: the connection error's text, if one was
+    tried; cluster_state: what pg_control says (control_state).
     """
-    if pid_file is None:
-        return "stopped"
-    pid, status = parse_pid_file(pid_file)
-    if pid is None or not postmaster_alive:
-        # killed without a clean shutdown (SIGKILL, OOM killer, host reset): the pid file and
-        # the socket stay behind, naming a process that is gone
+    if not postmaster_alive:
+        # no server: a clean shutdown leaves pg_control "shut down"; SIGKILL, the OOM killer or a
+        # host reset leave it "in production" (or in recovery), with the socket and often the
+        # pid file behind
+        if cluster_state in _CLEAN or (cluster_state is None and pid_file is None):
+            return "stopped"
         return "crashed"
     for text, reason in _CONNECT_ERRORS:
         if error and text in error:
             return reason
-    return _PM_STATUS.get(status, "not_answering")
+    return _PM_STATUS.get(parse_pid_file(pid_file)[1], "not_answering")
 
 
-def absent(state, reason=None, detail=None):
+def absent(state, reason=None, detail=None, cluster_state=None):
     """Summary for a host with no cluster ('absent') or a cluster that does not answer ('down',
-    with the reason and the error text)."""
+    with the reason, the error text and what pg_control says: "in production" after a crash is
+    a primary's, "in archive recovery" a standby's)."""
     return {
-        "state": state, "down_reason": reason, "detail": detail, "role": None, "timeline": None,
+        "state": state, "down_reason": reason, "detail": detail, "cluster_state": cluster_state,
+        "role": None, "timeline": None,
         "synchronous_standby_names": "",
         "replicas": [], "slots": [], "upstream": None, "wal_lsn": None, "wal_position": None,
         "replay_lsn": None,
@@ -199,11 +222,19 @@ def fork_point(history, timeline):
 
 
 def wal_after(waldump_stdout, waldump_stderr, start_lsn):
-    """What pg_waldump found after `start_lsn`: the committed transactions, where valid WAL
-    ends and how many bytes that is. pg_waldump reads until the first invalid record and says
+    """What pg_waldump found after `start_lsn`: the committed transactions, the bytes of WAL
+    records and where valid WAL ends. pg_waldump reads until the first invalid record and says
     where that is on stderr; no record at all means nothing was written after the start."""
-    commits = sum(1 for line in waldump_stdout.splitlines()
-                  if "rmgr: Transaction" in line and "desc: COMMIT" in line)
+    commits = 0
+    written = 0
+    for line in waldump_stdout.splitlines():
+        if "rmgr: Transaction" in line and "desc: COMMIT" in line:
+            commits += 1
+        # the records' own sizes: a WAL segment switch skips to the next segment, which is
+        # padding, not data
+        m = re.search(r"len \(rec/tot\):\s*\d+/\s*(\d+)", line)
+        if m:
+            written += int(m.group(1))
     end = None
     for pattern in ("invalid record length at ", "invalid magic number", "record with incorrect prev-link",
                     "invalid resource manager ID", "contrecord is requested by ", "could not read from file"):
@@ -214,8 +245,7 @@ def wal_after(waldump_stdout, waldump_stderr, start_lsn):
         end = start_lsn
     if end is None:
         raise ValueError(f"pg_waldump gave no end of WAL: {waldump_stderr.strip()[-300:]!r}")
-    return {"transactions": commits, "end_lsn": end,
-            "wal_bytes": _diff(parse_lsn(end), parse_lsn(start_lsn)) or 0}
+    return {"transactions": commits, "end_lsn": end, "wal_bytes": written}
 
 
 def _end_from_error(text):

@@ -59,6 +59,7 @@ replication:
     state: {description: "absent, down or running", type: str}
     down_reason: {description: "Why a member with a cluster is down (null unless down)", type: str}
     detail: {description: "The connection error, when one was tried (null unless down)", type: str}
+    cluster_state: {description: "A down member's pg_control state (in production: a crashed primary; in archive recovery: a crashed standby; shut down)", type: str}
     role: {description: "primary or replica (null unless running)", type: str}
     timeline: {description: "Timeline: the last checkpoint's on a primary, the one being received on a replica", type: int}
     wal_lsn: {description: "Current WAL location (primary) or last received (replica)", type: str}
@@ -79,13 +80,22 @@ import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.qb_pg_replication import QUERY, absent, down_reason, parse_pid_file, summarize
+from ansible.module_utils.qb_pg_replication import (
+    QUERY, absent, control_state, down_reason, parse_pid_file, summarize)
 
 try:
     import psycopg2
     HAS_PSYCOPG2 = True
 except ImportError:
     HAS_PSYCOPG2 = False
+
+
+def read_head(path, size=32):
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError:
+        return None
 
 
 def read_pid_file(data_dir):
@@ -133,7 +143,8 @@ def main():
     alive = pid_file is not None and postmaster_alive(parse_pid_file(pid_file)[0])
     if not alive:
         # stopped, or crashed (stale pid file and socket): nothing to connect to
-        done(absent("down", down_reason(pid_file, alive)))
+        state = control_state(read_head(os.path.join(data_dir, "global", "pg_control")))
+        done(absent("down", down_reason(pid_file, False, cluster_state=state), None, state))
     try:
         conn = psycopg2.connect(
             host=params["login_unix_socket"], port=params["port"], user=params["login_user"],

@@ -1,8 +1,11 @@
 """qb_pg_replication_facts' summary, computed from documents taken from a real primary/replica
 pair (PostgreSQL 15, synchronous ANY 1), in step and with the replica's replay paused."""
 
+import base64
 import importlib.util
+import struct
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -111,27 +114,47 @@ def test_pid_file_parsed():
     assert rep.parse_pid_file("4242\n/var/lib/postgresql/15/main\n") == (4242, None)
 
 
-@pytest.mark.parametrize(("pid_text", "alive", "error", "reason"), [
-    # a data directory without a server
-    (None, False, None, "stopped"),
-    # SIGKILL / OOM killer / host reset: the pid file and the socket stay behind
-    ("ready", False, None, "crashed"),
-    ("standby", False, None, "crashed"),
-    ("", False, None, "crashed"),
+# the first 32 bytes of global/pg_control of a db_ha member: crashed primary, running replica
+CRASHED_CONTROL = base64.b64decode("524h5qyTBmsUBQAAJXcNDAYAAAAAAAAA8JMGawAAAAA=")
+
+
+def control_with(state):
+    return CRASHED_CONTROL[:16] + struct.pack("=i", state) + CRASHED_CONTROL[20:]
+
+
+def test_control_state():
+    assert rep.control_state(CRASHED_CONTROL) == "in production"
+    assert rep.control_state(control_with(1)) == "shut down"
+    assert rep.control_state(control_with(5)) == "in archive recovery"
+    assert rep.control_state(control_with(42)) is None
+    assert rep.control_state(b"short") is None and rep.control_state(None) is None
+
+
+@pytest.mark.parametrize(("pid_text", "alive", "error", "state", "reason"), [
+    # a data directory without a server, shut down cleanly (primary or standby)
+    (None, False, None, "shut down", "stopped"),
+    (None, False, None, "shut down in recovery", "stopped"),
+    (None, False, None, None, "stopped"),
+    # SIGKILL / OOM killer / host reset: pg_control still says it runs; the socket and often the
+    # pid file (naming a process that is gone) stay behind; systemd's stop may remove the pid file
+    ("ready", False, None, "in production", "crashed"),
+    ("standby", False, None, "in archive recovery", "crashed"),
+    (None, False, None, "in production", "crashed"),
+    ("", False, None, None, "crashed"),
     # the postmaster runs but does not take connections yet or any more
-    ("starting", True, "FATAL:  the database system is starting up", "starting"),
-    ("starting", True, "FATAL:  the database system is in recovery mode", "recovering"),
-    ("stopping", True, "FATAL:  the database system is shutting down", "shutting_down"),
-    ("starting", True, "FATAL:  the database system is not yet accepting connections", "starting"),
-    ("ready", True, "FATAL:  the database system is not accepting connections", "not_accepting"),
+    ("starting", True, "FATAL:  the database system is starting up", None, "starting"),
+    ("starting", True, "FATAL:  the database system is in recovery mode", None, "recovering"),
+    ("stopping", True, "FATAL:  the database system is shutting down", None, "shutting_down"),
+    ("starting", True, "FATAL:  the database system is not yet accepting connections", None, "starting"),
+    ("ready", True, "FATAL:  the database system is not accepting connections", None, "not_accepting"),
     # no answer at all: the postmaster's own status says what it is doing
-    ("starting", True, "timeout expired", "starting"),
-    ("stopping", True, "timeout expired", "shutting_down"),
-    ("ready", True, "connection to server on socket failed: Connection refused", "not_answering"),
+    ("starting", True, "timeout expired", None, "starting"),
+    ("stopping", True, "timeout expired", None, "shutting_down"),
+    ("ready", True, "connection to server on socket failed: Connection refused", None, "not_answering"),
 ])
-def test_every_way_a_member_is_down_is_a_reason(pid_text, alive, error, reason):
+def test_every_way_a_member_is_down_is_a_reason(pid_text, alive, error, state, reason):
     text = None if pid_text is None else pid_file(pid_text)
-    assert rep.down_reason(text, alive, error) == reason
+    assert rep.down_reason(text, alive, error, state) == reason
     assert reason in rep.DOWN_REASONS
 
 
@@ -147,7 +170,9 @@ def test_wal_after_counts_commits_and_finds_the_end():
     out = (FIXTURES / "pg_waldump_after_fork.out").read_text()
     err = (FIXTURES / "pg_waldump_after_fork.err").read_text()
     gap = rep.wal_after(out, err, "0/4008000")
-    assert gap == {"transactions": 1, "end_lsn": "0/400AE88", "wal_bytes": 0x400AE88 - 0x4008000}
+    records = [int(n) for n in re.findall(r"len \(rec/tot\):\s+\d+/\s+(\d+),", out)]
+    assert gap == {"transactions": 1, "end_lsn": "0/400AE88", "wal_bytes": sum(records)}
+    assert 0 < gap["wal_bytes"] <= 0x400AE88 - 0x4009C60
 
 
 def test_wal_after_nothing_written():

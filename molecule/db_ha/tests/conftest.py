@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,61 @@ def rcli(on: str, target: str, *args: str, user: str | None = "admin", password:
 @pytest.fixture(scope="session")
 def app_password():
     return secret("postgresql", "marketdata")
+
+
+class Writer:
+    """A client on the app host that inserts one row at a time through a pgBouncer with the
+    application's login (password in a 0600 .pgpass, never on a command line or in an
+    environment) and records each acknowledged commit with the time it was acknowledged.
+    Each attempt gives up after 3 s; the loop stops by itself after `seconds`."""
+
+    def __init__(self, table: str, via: str, seconds: int, password: str, unit: str = "qb-drill-writer"):
+        self.app, self.table, self.unit = host("dbha-app-1"), table, unit
+        self.log = f"/root/{unit}.acked"
+        ok = psql("dbha-app-1", f"CREATE TABLE IF NOT EXISTS {table} (id bigint PRIMARY KEY); TRUNCATE {table}",
+                  host_ip=self._primary_ip(), password=password)
+        assert ok.rc == 0, ok.stderr
+        self.app.check_output(f"umask 077; printf '%s' {shlex.quote(f'*:6432:marketdata:marketdata:{password}')}"
+                              " > /root/.pgpass")
+        loop = (
+            f"i=0; end=$((SECONDS + {seconds})); while [ $SECONDS -lt $end ]; do i=$((i + 1)); "
+            f"timeout 3 psql -X -q -At -w 'host={IP[via]} port=6432 dbname=marketdata user=marketdata "
+            f"sslmode=require connect_timeout=2' -c \"INSERT INTO {table} VALUES ($i)\" >/dev/null 2>&1 "
+            f"&& echo \"$i $(date +%s.%N)\" >> {self.log}; sleep 0.1; done"
+        )
+        self.app.check_output(f"rm -f {self.log}; printf '%s' {shlex.quote(loop)} > /root/{unit}.sh")
+        self.app.check_output(f"systemd-run --unit {unit} --collect /bin/bash /root/{unit}.sh")
+
+    @staticmethod
+    def _primary_ip() -> str:
+        for name in ("dbha-pg-1", "dbha-pg-2"):
+            if host(name).run("su postgres -c \"psql -XAtc 'SELECT pg_is_in_recovery()'\"").stdout.strip() == "f":
+                return IP[name]
+        raise AssertionError("no running primary")
+
+    def acked(self) -> list[tuple[int, float]]:
+        out = self.app.run(f"cat {self.log}").stdout.split("\n")
+        return [(int(i), float(t)) for i, t in (line.split() for line in out if line.strip())]
+
+    def wait(self) -> list[tuple[int, float]]:
+        for _ in range(300):
+            if self.app.run(f"systemctl is-active {self.unit}").stdout.strip() != "active":
+                break
+            time.sleep(1)
+        return self.acked()
+
+    def outage(self, since: float) -> float:
+        """Seconds from `since` to the first commit acknowledged after it (the client's RTO)."""
+        after = [t for _, t in self.acked() if t > since]
+        assert after, "no write was acknowledged after the fault"
+        return round(after[0] - since, 2)
+
+
+def lost(acked: list[tuple[int, float]], on: str, table: str) -> set[int]:
+    """Acknowledged commits missing on member `on`."""
+    stored = {int(x) for x in local_sql(on, f"SELECT id FROM {table}").split()}
+    return {i for i, _ in acked} - stored
+
+
+def now(on: str) -> float:
+    return float(host(on).check_output("date +%s.%N"))

@@ -1,12 +1,9 @@
 """Failover drill: promote the replica while a client keeps writing; no committed row is lost."""
 
 import re
-import shlex
 import time
 
-from conftest import IP, flat, host, local_sql, module, playbook, psql
-
-WRITER = "qb-drill-writer"
+from conftest import IP, Writer, flat, local_sql, lost, module, now, playbook, psql
 
 
 def test_failover_refused_without_confirmation():
@@ -17,42 +14,22 @@ def test_failover_refused_without_confirmation():
 
 
 def test_failover_drill_loses_no_committed_row(app_password):
-    app = host("dbha-app-1")
-    ok = psql("dbha-app-1", "CREATE TABLE IF NOT EXISTS market.drill (id bigint PRIMARY KEY); TRUNCATE market.drill",
-              host_ip=IP["dbha-pg-1"], password=app_password)
-    assert ok.rc == 0, ok.stderr
-    # the client writes through the replica's pgBouncer and records each acknowledged commit;
-    # each attempt gives up after 3 s, and the client stops by itself after 150 s
-    app.run(f"umask 077; printf '%s' '{app_password}' > /root/.drillpw")
-    loop = (
-        "i=0; end=$((SECONDS + 150)); while [ $SECONDS -lt $end ]; do i=$((i + 1)); "
-        f"PGPASSWORD=$(cat /root/.drillpw) timeout 3 psql -X -q -At -w 'host={IP['dbha-pg-2']} port=6432 dbname=marketdata "
-        "user=marketdata sslmode=require connect_timeout=2' -c \"INSERT INTO market.drill VALUES ($i)\" "
-        ">/dev/null 2>&1 && echo $i >> /root/acked; sleep 0.1; done"
-    )
-    app.check_output(f"rm -f /root/acked; printf '%s' {shlex.quote(loop)} > /root/drill.sh")
-    app.check_output(f"systemd-run --unit {WRITER} --collect /bin/bash /root/drill.sh")
+    # the client writes through the replica's pgBouncer and records each acknowledged commit
+    writer = Writer("market.drill", via="dbha-pg-2", seconds=90, password=app_password)
     time.sleep(5)
-
+    started = now("dbha-app-1")
     result = playbook("dr_failover.yml", "-e", "dr_confirm=failover", "-e", "dr_rpo_table=marketdata.market.drill")
-    m = re.search(r"failover dbha-pg-1 -> dbha-pg-2: RTO ([\d.]+) s, RPO (\d+) committed rows \((\d+) WAL bytes\) lost",
-                  flat(result))
+    m = re.search(r"failover dbha-pg-1 -> dbha-pg-2: RTO ([\d.]+) s, RPO (\d+) committed rows, (\d+) transactions "
+                  r"\((\d+) WAL bytes\) lost; old primary running", flat(result))
     assert m, result.stdout[-3000:]
-    print(f"drill: RTO {m.group(1)} s, RPO {m.group(2)} rows / {m.group(3)} WAL bytes")
-    assert m.group(2) == "0" and m.group(3) == "0"
-    acked_at_failover = len(app.run("cat /root/acked").stdout.split())
-
-    # the writer goes on against the new primary
-    for _ in range(180):
-        if app.run(f"systemctl is-active {WRITER}").stdout.strip() != "active":
-            break
-        time.sleep(1)
-    acked = [int(x) for x in app.check_output("cat /root/acked").split()]
-    app.run("rm -f /root/.drillpw")
-    assert len(acked) > acked_at_failover > 0, "writes resumed after the failover"
-    stored = {int(x) for x in local_sql("dbha-pg-2", "SELECT id FROM market.drill").split()}
-    missing = set(acked) - stored
+    acked = writer.wait()
+    missing = lost(acked, "dbha-pg-2", writer.table)
+    print(f"drill planned failover: RTO {m.group(1)} s (client: {writer.outage(started)} s), RPO {m.group(2)} rows / "
+          f"{m.group(3)} transactions / {m.group(4)} WAL bytes, {len(missing)} of {len(acked)} acknowledged commits lost")
+    assert m.group(2) == "0" and m.group(3) == "0" and m.group(4) == "0"
     assert not missing, f"{len(missing)} acknowledged commits lost"
+    assert any(t > started for _, t in acked), "writes resumed after the failover"
+    stored = {int(x) for x in local_sql("dbha-pg-2", "SELECT id FROM market.drill").split()}
 
     # new roles: pg-2 primary with pg-1 as its synchronous replica (rejoined with pg_rewind)
     primary = module("dbha-pg-2", "qb_pg_replication_facts", "data_directory=/var/lib/postgresql/15/main")

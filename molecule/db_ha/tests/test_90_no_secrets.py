@@ -1,0 +1,83 @@
+"""No secret of the environment reaches a host's journal, /var/log, command lines or process
+environments, nor the controller's output: checked after the converge and every drill (the
+journal keeps each sudo command line and each module invocation since boot), with command lines
+and environments sampled on every host while the data tier converges once more."""
+
+import io
+import shlex
+import subprocess
+import tarfile
+
+from conftest import STATE, host, playbook
+
+HOSTS = ("dbha-pg-1", "dbha-pg-2", "dbha-redis-1", "dbha-redis-2", "dbha-redis-3", "dbha-app-1")
+SAMPLES = "/root/qb-proc.samples"
+# every process's command line and environment, each distinct string once, ten times a second;
+# bounded in time, and stopped early by a marker file
+SAMPLER = r"""
+import glob, os, time
+seen, end = set(), time.time() + 300
+with open("%s", "w") as out:
+    while time.time() < end and not os.path.exists("/run/qb-sampler.stop"):
+        for proc in glob.glob("/proc/[0-9]*"):
+            for name in ("cmdline", "environ"):
+                try:
+                    data = open(proc + "/" + name, "rb").read()
+                except OSError:
+                    continue
+                for part in data.split(b"\0"):
+                    if part and part not in seen:
+                        seen.add(part)
+                        out.write(part.decode("utf-8", "replace") + "\n")
+        out.flush()
+        time.sleep(0.1)
+""" % SAMPLES
+
+
+def secrets() -> dict[str, str]:
+    found = {}
+    for path in (STATE / "secrets").rglob("*"):
+        if path.is_file():
+            found[str(path.relative_to(STATE))] = path.read_text().strip()
+    # the CA's private key: one of its base64 lines
+    for key in (STATE / "pki").rglob("*.key"):
+        found[str(key.relative_to(STATE))] = key.read_text().splitlines()[2]
+    assert len(found) >= 10 and all(len(v) >= 16 for v in found.values()), sorted(found)
+    return found
+
+
+def hits(text: str, where: str, values: dict[str, str]) -> list[str]:
+    return [f"{name} in {where}" for name, value in values.items() if value in text]
+
+
+def test_no_secret_in_journals_logs_processes_or_output():
+    values = secrets()
+    for name in HOSTS:
+        h = host(name)
+        h.check_output(f"rm -f /run/qb-sampler.stop; printf '%s' {shlex.quote(SAMPLER)} > /root/qb-sampler.py")
+        h.check_output("systemd-run --unit qb-sampler --collect python3 /root/qb-sampler.py")
+    try:
+        converge = playbook("data.yml", "-v")
+    finally:
+        for name in HOSTS:
+            host(name).run("touch /run/qb-sampler.stop")
+    found = hits(converge.stdout + converge.stderr, "the playbook's output", values)
+    for name in HOSTS:
+        h = host(name)
+        for _ in range(30):
+            if h.run("systemctl is-active qb-sampler").stdout.strip() != "active":
+                break
+        samples = h.check_output(f"cat {SAMPLES}")
+        # the sampler saw the run: Ansible's modules and (on the Redis nodes) redis-cli
+        assert "python3" in samples and "BECOME-SUCCESS" in samples, f"{name}: sampler saw no run"
+        found += hits(samples, f"{name}'s command lines or process environments", values)
+        found += hits(h.check_output("journalctl --no-pager -o cat"), f"{name}'s journal", values)
+        logs = subprocess.run(["docker", "exec", name, "tar", "-C", "/var/log", "-cf", "-", "."],
+                              capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(logs)) as tar:
+            for member in tar.getmembers():
+                if member.isfile():
+                    text = tar.extractfile(member).read().decode("utf-8", "replace")
+                    found += hits(text, f"{name}:/var/log/{member.name.lstrip('./')}", values)
+        h.run(f"rm -f {SAMPLES} /root/qb-sampler.py")
+    assert not found, found
