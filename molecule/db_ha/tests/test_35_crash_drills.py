@@ -1,12 +1,14 @@
 """Crash drills under a live writer that commits through pgBouncer with the application's login
 and records every acknowledged commit: the primary's postmaster killed with SIGKILL (failover,
-then rejoin with pg_rewind), and the only replica killed while writes go on. Each prints the
+then rejoin with pg_rewind), the only replica killed while writes go on, and the primary's
+whole host killed (failover without it, rejoin when it returns). Each prints the
 client's recovery time and the acknowledged commits lost (zero with synchronous replication)."""
 
 import re
+import subprocess
 import time
 
-from conftest import IP, Writer, flat, host, lost, module, now, playbook
+from conftest import IP, Writer, flat, host, lost, module, now, playbook, psql
 
 DATA = "data_directory=/var/lib/postgresql/15/main"
 MEMBERS = ("dbha-pg-1", "dbha-pg-2")
@@ -80,3 +82,38 @@ def test_only_replica_killed_writes_wait_for_it_and_none_is_lost(app_password):
     assert not stalled, "a commit was acknowledged without its synchronous replica"
     assert not missing
     assert_in_sync(primary, replica)
+
+
+def test_primary_host_killed_fails_over_and_the_returned_host_rejoins(app_password):
+    """The primary's whole host dies (its container killed): the failover goes on without it, the
+    new primary takes writes on its own (postgresql_synchronous_strict off), and when the host
+    returns - booting its old primary on the old timeline - a rejoin rewinds it into a replica."""
+    primary, replica = roles()
+    writer = Writer("market.drill_host", via=replica, seconds=75, password=app_password)
+    time.sleep(5)
+    killed_at = now(replica)
+    subprocess.run(["docker", "kill", primary], check=True, capture_output=True)
+    result = playbook("dr_failover.yml", "-e", "dr_confirm=failover")
+    m = re.search(r"failover (\S+) -> (\S+): RTO ([\d.]+) s, RPO (\S+) committed rows, (\S+) transactions "
+                  r"\((\S+) WAL bytes\) lost; old primary unreachable, rejoin it", flat(result))
+    assert m, result.stdout[-3000:]
+    assert (m.group(1), m.group(2)) == (primary, replica)
+    acked = writer.wait()
+    missing = lost(acked, replica, writer.table)
+    outage = writer.outage(killed_at)
+    print(f"drill primary host killed: client RTO {outage} s (playbook: {m.group(3)} s from its start), "
+          f"{len(missing)} of {len(acked)} acknowledged commits lost")
+    assert not missing, f"{len(missing)} acknowledged commits lost"
+
+    # the host comes back: its server restarts as a primary of the old timeline
+    subprocess.run(["docker", "start", primary], check=True, capture_output=True)
+    host(primary).run("systemctl is-system-running --wait")
+    returned_at = now(replica)
+    rejoin = playbook("dr_failover.yml", "-e", "dr_confirm=failover", "-e", "dr_action=rejoin")
+    assert "failed=0" in rejoin.stdout
+    print(f"drill primary host killed: the returned host rejoined as a replica in {now(replica) - returned_at:.1f} s")
+    assert_in_sync(replica, primary)
+    for via in MEMBERS:
+        out = psql("dbha-app-1", "SELECT host(inet_server_addr())", host_ip=IP[via], port=6432,
+                   password=app_password)
+        assert out.rc == 0 and out.stdout.strip() == IP[replica], out.stdout + out.stderr
