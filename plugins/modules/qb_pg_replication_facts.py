@@ -81,7 +81,13 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.qb_pg_replication import (
-    QUERY, absent, control_state, down_reason, parse_pid_file, summarize)
+    QUERY,
+    absent,
+    control_state,
+    down_reason,
+    parse_pid_file,
+    summarize,
+)
 
 try:
     import psycopg2

@@ -10,8 +10,9 @@ description:
   - Before a former primary is rewound (C(pg_rewind)) to follow the current primary, reads its
     own WAL, without starting it, from the point where the current primary's timeline forked
     from it, and reports what the rewind will discard - committed transactions and WAL bytes
-    that never reached the current primary. This is the failover's recovery point: it is
-    measured the same way whether the old primary was fenced, crashed or lost its host.
+    that never reached the current primary.
+  - This is the failover's recovery point, measured the same way whether the old primary was
+    fenced, crashed or lost its host.
   - Read-only (C(pg_controldata) and C(pg_waldump) on a stopped cluster); runs the same in check
     mode.
 options:

@@ -38,9 +38,11 @@ def test_every_bad_input_of_every_host_is_named_at_once():
     out, text = ansible_playbook("playbooks/site.yml", "-e", "base_users_enabled=maybe",
                                  "-e", '{"redis_sentinel_quorum": "two"}')
     assert out.returncode != 0
-    assert "dev-trading-01: role base: argument 'base_users_enabled' is of type str and we were unable to convert to bool" in text
+    bad_bool = "role base: argument 'base_users_enabled' is of type str and we were unable to convert to bool"
+    assert f"dev-trading-01: {bad_bool}" in text
     assert "dev-redis-01: role base: argument 'base_users_enabled'" in text
-    assert "role redis: argument 'redis_sentinel_quorum' is of type str and we were unable to convert to int" in text
+    assert ("role redis: argument 'redis_sentinel_quorum' is of type str and we were unable to convert "
+            "to int") in text
     assert "UNREACHABLE" not in text
 
 
@@ -50,14 +52,16 @@ def test_runner_reports_the_bad_input_with_host_and_no_host_contacted():
     assert all(h.unreachable == 0 and h.changed == 0 for h in result.hosts.values())
     failed = {f.host: f.message for f in result.failed_tasks}
     assert set(failed) == {"dev-redis-01", "dev-redis-02", "dev-redis-03"}
-    assert "argument 'redis_port' is of type str and we were unable to convert to int" in failed["dev-redis-01"]
+    assert ("argument 'redis_port' is of type str and we were unable to convert to int"
+            in failed["dev-redis-01"])
 
 
 def test_limit_matching_no_host_says_so_and_runs_nothing(capsys):
     result = run_playbook("site", "dev", limit="dev-nosuch-*")
     assert not result.ok and result.rc != 0
     assert result.hosts == {}
-    assert result.error == f"--limit 'dev-nosuch-*' matches no host of {ROOT / 'inventories' / 'dev'}: nothing was run"
+    inventory = ROOT / "inventories" / "dev"
+    assert result.error == f"--limit 'dev-nosuch-*' matches no host of {inventory}: nothing was run"
     rc = cli.main(["run", "site", "--env", "dev", "--limit", "dev-nosuch-*"])
     assert rc == 2
     out = capsys.readouterr().out

@@ -3,9 +3,9 @@ pair (PostgreSQL 15, synchronous ANY 1), in step and with the replica's replay p
 
 import base64
 import importlib.util
-import struct
 import json
 import re
+import struct
 from pathlib import Path
 
 import pytest

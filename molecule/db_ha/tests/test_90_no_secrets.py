@@ -17,7 +17,7 @@ SAMPLES = "/root/qb-proc.samples"
 SAMPLER = r"""
 import glob, os, time
 seen, end = set(), time.time() + 300
-with open("%s", "w") as out:
+with open("SAMPLES", "w") as out:
     while time.time() < end and not os.path.exists("/run/qb-sampler.stop"):
         for proc in glob.glob("/proc/[0-9]*"):
             for name in ("cmdline", "environ"):
@@ -31,7 +31,7 @@ with open("%s", "w") as out:
                         out.write(part.decode("utf-8", "replace") + "\n")
         out.flush()
         time.sleep(0.1)
-""" % SAMPLES
+""".replace("SAMPLES", SAMPLES)
 
 
 def secrets() -> dict[str, str]:
