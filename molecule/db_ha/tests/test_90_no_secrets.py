@@ -1,14 +1,18 @@
 """No secret of the environment reaches a host's journal, /var/log, command lines or process
-environments, nor the controller's output: checked after the converge and every drill (the
-journal keeps each sudo command line and each module invocation since boot), with command lines
-and environments sampled on every host while the data tier converges once more."""
+environments, nor the controller's run artifacts, audit log or fact cache: checked after the
+converge and every drill (the journal keeps each sudo command line and each module invocation
+since boot), with command lines and environments sampled on every host while the data tier
+converges once more through the runner API (as CI drives it)."""
 
 import io
 import shlex
 import subprocess
 import tarfile
 
-from conftest import STATE, host, playbook
+from conftest import ENV, INVENTORY, PROJECT, STATE, host
+
+from quantbot_infra import paths
+from quantbot_infra.runner import run_playbook
 
 HOSTS = ("dbha-pg-1", "dbha-pg-2", "dbha-redis-1", "dbha-redis-2", "dbha-redis-3", "dbha-app-1")
 SAMPLES = "/root/qb-proc.samples"
@@ -50,18 +54,36 @@ def hits(text: str, where: str, values: dict[str, str]) -> list[str]:
     return [f"{name} in {where}" for name, value in values.items() if value in text]
 
 
-def test_no_secret_in_journals_logs_processes_or_output():
+def controller_files():
+    """What runs leave on the controller: ansible-runner artifacts, the audit log, the fact cache."""
+    state = paths.state_dir("dev", PROJECT)
+    for path in [*(state / "runs").rglob("*"), state / "audit.log", *(PROJECT / ".state" / "facts").rglob("*")]:
+        if path.is_file():
+            yield path
+
+
+def test_no_secret_in_journals_logs_processes_or_output(monkeypatch):
     values = secrets()
+    # the molecule inventory, the project's ansible.cfg otherwise (fact cache, artifacts)
+    for name in ("ANSIBLE_INVENTORY_ENABLED", "ANSIBLE_ROLES_PATH"):
+        monkeypatch.setenv(name, ENV[name])
+    monkeypatch.setenv("ANSIBLE_PIPELINING", "1")
     for name in HOSTS:
         h = host(name)
         h.check_output(f"rm -f /run/qb-sampler.stop; printf '%s' {shlex.quote(SAMPLER)} > /root/qb-sampler.py")
         h.check_output("systemd-run --unit qb-sampler --collect python3 /root/qb-sampler.py")
     try:
-        converge = playbook("data.yml", "-v")
+        converge = run_playbook("data", "dev", inventory=INVENTORY, verbosity=1)
     finally:
         for name in HOSTS:
             host(name).run("touch /run/qb-sampler.stop")
-    found = hits(converge.stdout + converge.stderr, "the playbook's output", values)
+    assert converge.ok, converge.failed_tasks
+    found = []
+    scanned = 0
+    for path in controller_files():
+        found += hits(path.read_text(errors="replace"), f"controller file {path}", values)
+        scanned += 1
+    assert scanned > 10 and str(converge.artifact_dir) in {str(p.parent) for p in controller_files()}
     for name in HOSTS:
         h = host(name)
         for _ in range(30):
