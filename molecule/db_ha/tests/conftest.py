@@ -3,6 +3,7 @@ project's playbooks run against the scenario's inventory."""
 
 from __future__ import annotations
 
+import itertools
 import shlex
 import sys
 import time
@@ -102,10 +103,17 @@ class Writer:
         return self.acked()
 
     def outage(self, since: float) -> float:
-        """Seconds from `since` to the first commit acknowledged after it (the client's RTO)."""
-        after = [t for _, t in self.acked() if t > since]
+        """The client's recovery time: the longest wait between two acknowledged commits from
+        the last one before `since` on (a commit in flight at the fault may still be
+        acknowledged right after it; the gap that follows is the outage)."""
+        times = sorted(t for _, t in self.acked())
+        before = [t for t in times if t <= since]
+        after = [t for t in times if t > since]
         assert after, "no write was acknowledged after the fault"
-        return round(after[0] - since, 2)
+        window = before[-1:] + after
+        if len(window) == 1:
+            return round(after[0] - since, 2)
+        return round(max(b - a for a, b in itertools.pairwise(window)), 2)
 
 
 def lost(acked: list[tuple[int, float]], on: str, table: str) -> set[int]:

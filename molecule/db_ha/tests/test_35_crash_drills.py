@@ -57,7 +57,7 @@ def test_sigkill_of_the_primary_fails_over_rejoins_and_loses_no_acknowledged_com
           f"start), {len(missing)} of {len(acked)} acknowledged commits lost; pg_rewind discarded "
           f"{m.group(5)} unacknowledged transactions ({m.group(6)} WAL bytes)")
     assert not missing, f"{len(missing)} acknowledged commits lost"
-    assert any(t > killed_at + outage for _, t in acked), "writes resumed on the new primary"
+    assert sum(t > killed_at + outage for _, t in acked) > 10, "writes resumed on the new primary"
     # the crashed member was rewound in the same run and follows as the synchronous replica
     assert_in_sync(replica, primary)
 
