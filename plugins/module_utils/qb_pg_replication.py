@@ -235,22 +235,15 @@ def wal_after(waldump_stdout, waldump_stderr, start_lsn):
         m = re.search(r"len \(rec/tot\):\s*\d+/\s*(\d+)", line)
         if m:
             written += int(m.group(1))
-    end = None
-    for pattern in ("invalid record length at ", "invalid magic number", "record with incorrect prev-link",
-                    "invalid resource manager ID", "contrecord is requested by ", "could not read from file"):
-        if pattern in waldump_stderr:
-            end = _end_from_error(waldump_stderr)
-            break
-    if end is None and "could not find a valid record after" in waldump_stderr:
+    # after the last valid record pg_waldump stops with "error in WAL record at <last>: <why>",
+    # where <why> names the end when it is a zero-length record ("invalid record length at
+    # <end>"); with no record at all it says "could not find a valid record after <start>"
+    if "could not find a valid record after" in waldump_stderr:
         end = start_lsn
-    if end is None:
-        raise ValueError(f"pg_waldump gave no end of WAL: {waldump_stderr.strip()[-300:]!r}")
+    else:
+        m = (re.search(r"invalid record length at ([0-9A-F]+/[0-9A-F]+)", waldump_stderr)
+             or re.search(r"error in WAL record at ([0-9A-F]+/[0-9A-F]+)", waldump_stderr))
+        if not m:
+            raise ValueError(f"pg_waldump gave no end of WAL: {waldump_stderr.strip()[-300:]!r}")
+        end = m.group(1)
     return {"transactions": commits, "end_lsn": end, "wal_bytes": written}
-
-
-def _end_from_error(text):
-    """The location of the first invalid record, as pg_waldump names it in its error."""
-    m = (re.search(r"invalid record length at ([0-9A-F]+/[0-9A-F]+)", text)
-         or re.search(r"error in WAL record at ([0-9A-F]+/[0-9A-F]+)", text)
-         or re.search(r"at ([0-9A-F]+/[0-9A-F]+)", text))
-    return m.group(1) if m else None

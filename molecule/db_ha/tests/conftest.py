@@ -4,6 +4,7 @@ project's playbooks run against the scenario's inventory."""
 from __future__ import annotations
 
 import itertools
+import re
 import shlex
 import sys
 import time
@@ -114,6 +115,19 @@ class Writer:
         if len(window) == 1:
             return round(after[0] - since, 2)
         return round(max(b - a for a, b in itertools.pairwise(window)), 2)
+
+
+REPORT = re.compile(
+    r"failover (?P<old>\S+) -> (?P<new>\S+): RTO (?P<rto>[\d.]+) s, RPO (?P<rows>\S+) committed rows, "
+    r"(?P<transactions>\S+) transactions \((?P<wal_bytes>\S+) WAL bytes\) lost; old primary (?P<state>\w+)(?P<rest>[^\"]*)")
+
+
+def failover(*args: str) -> dict[str, str]:
+    """Run dr_failover.yml (confirmed) and return the fields of the RTO/RPO line it prints."""
+    result = playbook("dr_failover.yml", "-e", "dr_confirm=failover", *args)
+    m = REPORT.search(flat(result))
+    assert m, result.stdout[-3000:]
+    return m.groupdict()
 
 
 def lost(acked: list[tuple[int, float]], on: str, table: str) -> set[int]:

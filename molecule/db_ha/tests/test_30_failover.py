@@ -1,9 +1,8 @@
 """Failover drill: promote the replica while a client keeps writing; no committed row is lost."""
 
-import re
 import time
 
-from conftest import IP, Writer, flat, local_sql, lost, module, now, playbook, psql
+from conftest import IP, Writer, failover, flat, local_sql, lost, module, now, playbook, psql
 
 
 def test_failover_refused_without_confirmation():
@@ -18,15 +17,14 @@ def test_failover_drill_loses_no_committed_row(app_password):
     writer = Writer("market.drill", via="dbha-pg-2", seconds=90, password=app_password)
     time.sleep(5)
     started = now("dbha-app-1")
-    result = playbook("dr_failover.yml", "-e", "dr_confirm=failover", "-e", "dr_rpo_table=marketdata.market.drill")
-    m = re.search(r"failover dbha-pg-1 -> dbha-pg-2: RTO ([\d.]+) s, RPO (\d+) committed rows, (\d+) transactions "
-                  r"\((\d+) WAL bytes\) lost; old primary running", flat(result))
-    assert m, result.stdout[-3000:]
+    report = failover("-e", "dr_rpo_table=marketdata.market.drill")
+    assert (report["old"], report["new"], report["state"]) == ("dbha-pg-1", "dbha-pg-2", "running"), report
     acked = writer.wait()
     missing = lost(acked, "dbha-pg-2", writer.table)
-    print(f"drill planned failover: RTO {m.group(1)} s (client: {writer.outage(started)} s), RPO {m.group(2)} rows / "
-          f"{m.group(3)} transactions / {m.group(4)} WAL bytes, {len(missing)} of {len(acked)} acknowledged commits lost")
-    assert m.group(2) == "0" and m.group(3) == "0" and m.group(4) == "0"
+    print(f"drill planned failover: RTO {report['rto']} s (client: {writer.outage(started)} s), RPO {report['rows']} "
+          f"rows / {report['transactions']} transactions / {report['wal_bytes']} WAL bytes, {len(missing)} of "
+          f"{len(acked)} acknowledged commits lost")
+    assert report["rows"] == "0" and report["transactions"] == "0" and report["wal_bytes"] == "0"
     assert not missing, f"{len(missing)} acknowledged commits lost"
     assert any(t > started for _, t in acked), "writes resumed after the failover"
     stored = {int(x) for x in local_sql("dbha-pg-2", "SELECT id FROM market.drill").split()}

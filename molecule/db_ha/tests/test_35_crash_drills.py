@@ -4,11 +4,10 @@ then rejoin with pg_rewind), the only replica killed while writes go on, and the
 whole host killed (failover without it, rejoin when it returns). Each prints the
 client's recovery time and the acknowledged commits lost (zero with synchronous replication)."""
 
-import re
 import subprocess
 import time
 
-from conftest import IP, Writer, flat, host, lost, module, now, playbook, psql
+from conftest import IP, Writer, failover, host, lost, module, now, playbook, psql
 
 DATA = "data_directory=/var/lib/postgresql/15/main"
 MEMBERS = ("dbha-pg-1", "dbha-pg-2")
@@ -45,17 +44,15 @@ def test_sigkill_of_the_primary_fails_over_rejoins_and_loses_no_acknowledged_com
     assert down["state"] == "down" and down["down_reason"] == "crashed", down
     assert down["cluster_state"] == "in production"
 
-    result = playbook("dr_failover.yml", "-e", "dr_confirm=failover")
-    m = re.search(r"failover (\S+) -> (\S+): RTO ([\d.]+) s, RPO (\S+) committed rows, (\d+) transactions "
-                  r"\((\d+) WAL bytes\) lost; old primary crashed", flat(result))
-    assert m, result.stdout[-3000:]
-    assert (m.group(1), m.group(2)) == (primary, replica)
+    report = failover()
+    assert (report["old"], report["new"], report["state"]) == (primary, replica, "crashed")
+    assert report["transactions"].isdigit() and report["wal_bytes"].isdigit(), report
     acked = writer.wait()
     missing = lost(acked, replica, writer.table)
     outage = writer.outage(killed_at)
-    print(f"drill SIGKILL primary postmaster: client RTO {outage} s (playbook: {m.group(3)} s from its "
+    print(f"drill SIGKILL primary postmaster: client RTO {outage} s (playbook: {report['rto']} s from its "
           f"start), {len(missing)} of {len(acked)} acknowledged commits lost; pg_rewind discarded "
-          f"{m.group(5)} unacknowledged transactions ({m.group(6)} WAL bytes)")
+          f"{report['transactions']} unacknowledged transactions ({report['wal_bytes']} WAL bytes)")
     assert not missing, f"{len(missing)} acknowledged commits lost"
     assert sum(t > killed_at + outage for _, t in acked) > 10, "writes resumed on the new primary"
     # the crashed member was rewound in the same run and follows as the synchronous replica
@@ -93,15 +90,13 @@ def test_primary_host_killed_fails_over_and_the_returned_host_rejoins(app_passwo
     time.sleep(5)
     killed_at = now(replica)
     subprocess.run(["docker", "kill", primary], check=True, capture_output=True)
-    result = playbook("dr_failover.yml", "-e", "dr_confirm=failover")
-    m = re.search(r"failover (\S+) -> (\S+): RTO ([\d.]+) s, RPO (\S+) committed rows, (\S+) transactions "
-                  r"\((\S+) WAL bytes\) lost; old primary unreachable, rejoin it", flat(result))
-    assert m, result.stdout[-3000:]
-    assert (m.group(1), m.group(2)) == (primary, replica)
+    report = failover()
+    assert (report["old"], report["new"], report["state"]) == (primary, replica, "unreachable")
+    assert report["rest"].startswith(", rejoin it"), report
     acked = writer.wait()
     missing = lost(acked, replica, writer.table)
     outage = writer.outage(killed_at)
-    print(f"drill primary host killed: client RTO {outage} s (playbook: {m.group(3)} s from its start), "
+    print(f"drill primary host killed: client RTO {outage} s (playbook: {report['rto']} s from its start), "
           f"{len(missing)} of {len(acked)} acknowledged commits lost")
     assert not missing, f"{len(missing)} acknowledged commits lost"
 
