@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) set-up of a Debian 12 controller, as root:
 # Docker engine (Debian's docker.io, started if not running), the project's virtualenv,
-# the test-host image, and the dev environment's generated secrets.
+# promtool/amtool, the test-host image, and the dev environment's generated secrets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '\033[1m== %s\033[0m\n' "$*"; }
@@ -51,6 +51,22 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   # constraints.txt pins the whole tested set (refresh: pip freeze --exclude-editable)
   .venv/bin/pip install -q -c constraints.txt -e '.[dev]'
   echo "$want" >"$stamp"
+fi
+
+# --- monitoring tools ------------------------------------------------------------------------
+# promtool and amtool check and unit-test the alert rules and routes without any host. They are
+# unpacked from the very Debian packages the monitoring hosts install (same versions), into the
+# ignored .tools/ folder: nothing is installed or started on the controller.
+tools_want="prometheus prometheus-alertmanager"
+if [[ "$(cat .tools/.installed 2>/dev/null)" != "$tools_want" ]] || [[ ! -x .tools/bin/promtool || ! -x .tools/bin/amtool ]]; then
+  log "unpacking promtool and amtool into .tools/"
+  rm -rf .tools && mkdir -p .tools/bin .tools/debs
+  (cd .tools/debs && { apt-get download $tools_want >/dev/null 2>&1 || { apt-get update -qq && apt-get download $tools_want >/dev/null; }; })
+  for deb in .tools/debs/*.deb; do dpkg-deb -x "$deb" .tools/root; done
+  ln -s ../root/usr/bin/promtool .tools/bin/promtool
+  ln -s ../root/usr/bin/amtool .tools/bin/amtool
+  rm -rf .tools/debs
+  echo "$tools_want" >.tools/.installed
 fi
 
 # --- test-host image -------------------------------------------------------------------------

@@ -1,0 +1,92 @@
+"""Every inventory host is scraped and up, the rules load and evaluate, and only the monitoring
+tier and the admin login get in."""
+
+from __future__ import annotations
+
+import re
+
+import requests
+from conftest import ALERTMANAGER, IP, PROMETHEUS, host, prom, secret, wait_for
+
+JOBS = {
+    "node": set(IP),
+    "postgres": {"obs-pg-1", "obs-pg-2"},
+    "prometheus": {"obs-mon-1"},
+    "alertmanager": {"obs-mon-1"},
+    "blackbox_ssh": set(IP),
+    "blackbox_pgbouncer": {"obs-pg-1", "obs-pg-2"},
+    "blackbox_postgresql": {"obs-pg-1", "obs-pg-2"},
+    "blackbox_pgbackrest_tls": set(IP),
+}
+
+
+def test_every_inventory_host_is_a_target_and_up():
+    def all_up():
+        targets = prom("/api/v1/targets", state="active")["activeTargets"]
+        seen = {}
+        for t in targets:
+            seen.setdefault(t["labels"]["job"], {})[t["labels"]["host"]] = (t["health"], t["lastError"])
+        ok = all(set(seen.get(job, {})) == hosts and all(h == "up" for h, _ in seen[job].values())
+                 for job, hosts in JOBS.items())
+        return (ok, targets) if ok else None
+    _, targets = wait_for("every target up", all_up, timeout=90)
+    by = {(t["labels"]["job"], t["labels"]["host"]): t for t in targets}
+    # labels from the inventory
+    assert by["node", "obs-pg-2"]["labels"] == {
+        "host": "obs-pg-2", "job": "node", "instance": f"{IP['obs-pg-2']}:9100", "env": "molecule",
+        "region": "local", "az": "local-b", "class": "pg", "role": "postgresql"}
+    assert by["node", "obs-mon-1"]["labels"]["role"] == "monitoring,backup"
+    assert by["postgres", "obs-pg-1"]["labels"]["role"] == "postgresql"
+    assert by["blackbox_ssh", "obs-pg-1"]["labels"]["service"] == "ssh"
+    assert by["node", "obs-pg-1"]["scrapeUrl"] == f"http://{IP['obs-pg-1']}:9100/metrics"
+
+
+def test_rules_are_loaded_and_evaluate_without_errors():
+    def evaluated():
+        groups = prom("/api/v1/rules")["groups"]
+        rules = [r for g in groups for r in g["rules"]]
+        return groups if rules and all(r.get("lastEvaluation", "").startswith("20") for r in rules) else None
+    groups = wait_for("every rule evaluated", evaluated, timeout=60)
+    assert {g["name"] for g in groups} == {"self", "host", "postgresql", "redis", "wireguard", "blackbox"}
+    errors = [(r["name"], r.get("lastError")) for g in groups for r in g["rules"] if r.get("health") != "ok"]
+    assert not errors
+
+
+def test_every_metric_the_rules_read_is_exported_here():
+    """The names in the rules exist in a live scrape (for the exporters this scenario runs)."""
+    names = set(prom("/api/v1/label/__name__/values"))
+    exprs = " ".join(r["query"] for g in prom("/api/v1/rules")["groups"] for r in g["rules"])
+    used = set(re.findall(r"\b((?:node|pg|qb_pg|prometheus|alertmanager|probe|qb_converge|qb_reboot|qb_pgbackrest)"
+                          r"_[a-zA-Z0-9_]+)\b", exprs))
+    # written only once a backup exists; the backup host reports that it asked pgBackRest
+    used.discard("qb_pgbackrest_last_backup_timestamp_seconds")
+    assert "qb_pgbackrest_info_success" in names
+    missing = sorted(n for n in used if n not in names)
+    assert not missing, f"the rules read metrics nothing exports: {missing}"
+
+
+def test_the_apis_refuse_requests_without_the_admin_login():
+    for url, name in ((PROMETHEUS + "/api/v1/query?query=up", "prometheus-admin"),
+                      (ALERTMANAGER + "/api/v2/status", "alertmanager-admin")):
+        assert requests.get(url, timeout=5).status_code == 401
+        assert requests.get(url, auth=("admin", "wrong"), timeout=5).status_code == 401
+        assert requests.get(url, auth=("admin", secret(name)), timeout=5).status_code == 200
+    # the hosts keep only the bcrypt hash
+    web = host("obs-mon-1").file("/etc/prometheus/web.yml").content_string
+    assert "$2b$12$" in web and secret("prometheus-admin") not in web
+
+
+def test_exporters_answer_the_monitoring_host_only():
+    for port in (9100, 9187):
+        url = f"http://{IP['obs-pg-2']}:{port}/metrics"
+        assert host("obs-mon-1").run(f"curl -sf -m 5 -o /dev/null {url}").rc == 0
+        refused = host("obs-pg-1").run(f"curl -sf -m 5 -o /dev/null {url}")
+        assert refused.rc != 0, f"{url} answered a host outside the monitoring group"
+
+
+def test_services_listen_on_the_private_address_only():
+    listening = host("obs-mon-1").run("ss -Hltn").stdout
+    for port in (9090, 9093):
+        assert f"{IP['obs-mon-1']}:{port} " in listening
+        assert f"0.0.0.0:{port} " not in listening and f"*:{port} " not in listening
+    assert "127.0.0.1:9115 " in listening
