@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from quantbot_infra import __version__, local, paths
+from quantbot_infra import __version__, local, paths, status
 from quantbot_infra.runner import RunError, RunResult, run_playbook
 from quantbot_infra.topology import Inventory, TopologyError, load_inventory
 
@@ -146,7 +146,24 @@ def _summary(res: local.UpResult) -> str:
         for f in run.failed_tasks:
             lines.append(f"  FAILED {f.host}: {f.task}: {f.message}")
     lines.append(f"ssh: ssh -i .state/{inv.environment}/ssh/id_ed25519 -p PORT ansible@127.0.0.1")
+    lines += _monitoring_summary(inv)
     return "\n".join(lines)
+
+
+def _monitoring_summary(inv: Inventory) -> list[str]:
+    """Where Prometheus and Alertmanager answer (admin login), and how many targets are up."""
+    try:
+        url = status.prometheus_url(inv)
+    except status.StatusError:
+        return []
+    lines = [f"prometheus: {url}  alertmanager: {url.rsplit(':', 1)[0]}:9093  "
+             f"(login admin, password in .state/{inv.environment}/secrets/monitoring/)"]
+    try:
+        fleet = status.query(url, status.password_file(inv.environment).read_text().strip())
+    except status.StatusError as exc:
+        return [*lines, f"targets: unknown ({exc})"]
+    return [*lines, f"targets up {fleet.targets_up}/{fleet.targets_total}; "
+                    f"firing alerts: {len(fleet.alerts)}"]
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -174,6 +191,19 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0 if result.ok else 2
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    url = args.prometheus or status.prometheus_url(load_inventory(paths.inventory_dir(args.env)))
+    password_file = Path(args.password_file) if args.password_file else status.password_file(args.env)
+    fleet = status.query(url, password_file.read_text().strip())
+    if args.json:
+        print(json.dumps(fleet.to_dict(), indent=2))
+    else:
+        print(status.render(fleet))
+    # 0: every target up and nothing critical firing
+    critical = any(a["severity"] == "critical" for a in fleet.alerts)
+    return 0 if not fleet.targets_down and not critical else 3
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="quantbot-infra",
                                 description="Provision and converge Quant-Bot environments.")
@@ -198,6 +228,15 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--json", action="store_true")
     inv.set_defaults(func=cmd_inventory)
 
+    st = sub.add_parser("status", help="the fleet at a glance from Prometheus: targets, firing alerts")
+    st.add_argument("--env", default="dev")
+    st.add_argument("--prometheus", help="Prometheus URL (default: the env's first monitoring host)")
+    st.add_argument("--password-file",
+                    help="file holding the admin password "
+                         "(default: $QB_PROMETHEUS_PASSWORD_FILE or the env's generated one)")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_status)
+
     for name, func, text in (("up", cmd_up, "create, converge and verify a local environment"),
                              ("down", cmd_down, "remove what 'up' made")):
         sp = sub.add_parser(name, help=text)
@@ -212,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (TopologyError, RunError, paths.ProjectError, local.ProviderError) as exc:
+    except (TopologyError, RunError, paths.ProjectError, local.ProviderError, status.StatusError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -75,6 +75,16 @@ def delivered(alertname: str, since: float, status: str = "firing", path: str | 
             and all(d["labels"].get(k) == v for k, v in labels.items())]
 
 
+def status_cli() -> tuple[int, dict]:
+    """`quantbot-infra status --json` against this scenario's Prometheus."""
+    import subprocess
+
+    result = subprocess.run(["quantbot-infra", "status", "--prometheus", PROMETHEUS, "--password-file",
+                             str(STATE / "secrets" / "monitoring" / "prometheus-admin"), "--json"],
+                            capture_output=True, text=True, timeout=60)
+    return result.returncode, json.loads(result.stdout)
+
+
 def firing(alertname: str, **labels) -> list[dict]:
     return [a for a in prom("/api/v1/alerts")["alerts"]
             if a["labels"].get("alertname") == alertname and a["state"] == "firing"

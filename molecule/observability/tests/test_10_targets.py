@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import requests
-from conftest import ALERTMANAGER, IP, PROMETHEUS, host, prom, secret, wait_for
+from conftest import ALERTMANAGER, IP, PROMETHEUS, host, prom, secret, status_cli, wait_for
 
 JOBS = {
     "node": set(IP),
@@ -90,3 +90,11 @@ def test_services_listen_on_the_private_address_only():
         assert f"{IP['obs-mon-1']}:{port} " in listening
         assert f"0.0.0.0:{port} " not in listening and f"*:{port} " not in listening
     assert "127.0.0.1:9115 " in listening
+
+
+def test_status_cli_shows_every_host_and_target_up():
+    rc, status = status_cli()
+    assert set(status["hosts"]) == set(IP)
+    assert status["targets_total"] == sum(len(h) for h in JOBS.values())
+    assert status["targets_up"] == status["targets_total"] and status["targets_down"] == []
+    assert rc == (3 if any(a["severity"] == "critical" for a in status["alerts"]) else 0)

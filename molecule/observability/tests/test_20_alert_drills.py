@@ -7,7 +7,7 @@ import itertools
 import subprocess
 import time
 
-from conftest import am, delivered, firing, host, wait_for
+from conftest import am, delivered, firing, host, status_cli, wait_for
 
 PRIMARY, REPLICA = "obs-pg-1", "obs-pg-2"
 
@@ -30,6 +30,11 @@ def test_node_exporter_stopped_pages_host_down_then_resolves():
         got = wait_for("HostDown delivered", lambda: delivered("HostDown", start, path="/page", host=REPLICA),
                        timeout=60)
         print(f"\nnode exporter stopped -> HostDown delivered to the pager after {got[0]['at'] - start:.1f} s")
+        rc, status = status_cli()
+        assert rc == 3
+        assert f"{REPLICA}/node" in status["targets_down"]
+        assert {"alertname": "HostDown", "severity": "critical", "host": REPLICA} in [
+            {k: a[k] for k in ("alertname", "severity", "host")} for a in status["alerts"]]
     finally:
         node.run("systemctl start prometheus-node-exporter")
     repaired = time.time()

@@ -1,0 +1,69 @@
+"""Every host's journal reaches the collector over RELP with mutual TLS; nothing is lost while
+the collector is away; a client without a certificate of the environment's CA is refused."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from conftest import IP, host, wait_for
+
+COLLECTOR = "obs-mon-1"
+STORE = "/var/log/quantbot-hosts"
+
+
+def collected(source: str, marker: str) -> int:
+    out = host(COLLECTOR).run(f"cat {STORE}/{source}/*.log 2>/dev/null | grep -c -- {marker} || true")
+    return int(out.stdout.strip() or 0)
+
+
+def test_a_journal_line_reaches_the_collector():
+    for source in ("obs-pg-1", "obs-pg-2", "obs-mon-1"):
+        marker = f"qb-ship-{uuid.uuid4().hex}"
+        start = time.monotonic()
+        host(source).run(f"logger -t qbtest {marker}")
+        wait_for(f"{source}'s line on the collector", lambda m=marker, s=source: collected(s, m) == 1, timeout=60)
+        print(f"\n{source}: journal line on the collector after {time.monotonic() - start:.1f} s")
+    listing = host(COLLECTOR).run(f"ls {STORE}").stdout.split()
+    assert {"obs-pg-1", "obs-pg-2", "obs-mon-1"} <= set(listing)
+
+
+def test_lines_written_while_the_collector_is_away_all_arrive():
+    marker = f"qb-outage-{uuid.uuid4().hex}"
+    source = host("obs-pg-1")
+    host(COLLECTOR).run("systemctl stop rsyslog.service syslog.socket")
+    stopped = time.monotonic()
+    written = 0
+    try:
+        while time.monotonic() - stopped < 60:
+            assert source.run(f"logger -t qbtest {marker} {written}").rc == 0
+            written += 1
+            time.sleep(0.5)
+    finally:
+        host(COLLECTOR).run("systemctl start rsyslog.service")
+    restarted = time.monotonic()
+    wait_for(f"{written} lines after the outage", lambda: collected("obs-pg-1", marker) >= written, timeout=180)
+    got = collected("obs-pg-1", marker)
+    print(f"\ncollector away 60 s: {written} lines written, {got} arrived "
+          f"({written - got} lost), all in {time.monotonic() - restarted:.1f} s after the restart")
+    assert got == written
+
+
+def relp_open(client, cert_args: str) -> str:
+    """Open a RELP session over TLS from `client` with the given openssl certificate options;
+    returns what the collector answered (empty when it refused)."""
+    frame = "1 open 85 relp_version=0\\nrelp_software=qbtest\\ncommands=syslog\\n"
+    cmd = (f"printf '{frame}' | timeout 10 openssl s_client -quiet -connect {IP[COLLECTOR]}:2514 "
+           f"-CAfile /etc/quantbot/pki/ca.crt {cert_args} 2>/dev/null")
+    return client.run(cmd).stdout
+
+
+def test_only_clients_with_an_environment_certificate_get_in():
+    client = host("obs-pg-2")
+    # the host's own certificate: the session opens
+    assert "rsp" in relp_open(client, "-cert /etc/quantbot/pki/host.crt -key /etc/quantbot/pki/host.key")
+    # no certificate at all, and a self-signed one with a permitted name: refused
+    assert relp_open(client, "") == ""
+    client.run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+               "-subj /CN=obs-pg-2 -keyout /tmp/rogue.key -out /tmp/rogue.crt")
+    assert relp_open(client, "-cert /tmp/rogue.crt -key /tmp/rogue.key") == ""
