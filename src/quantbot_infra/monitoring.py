@@ -116,13 +116,28 @@ def _venue_interval(venue: Mapping[str, Any], where: str) -> dict:
     if str(venue["open"]) >= str(venue["close"]):
         raise ValueError(f"{where}: open {venue['open']} must be before close {venue['close']} "
                          "(a session past midnight is two venues)")
-    days = venue.get("weekdays", ["monday:friday"])
-    for day in days:
-        for part in str(day).split(":"):
-            if part not in WEEKDAYS:
-                raise ValueError(f"{where}.weekdays: {day!r} is not a weekday or range (monday:friday)")
+    days = [r for day in venue.get("weekdays", ["monday:friday"])
+            for r in _weekday_ranges(str(day), f"{where}.weekdays")]
     return {"times": [{"start_time": str(venue["open"]), "end_time": str(venue["close"])}],
-            "weekdays": [str(d) for d in days], "location": str(venue["timezone"])}
+            "weekdays": days, "location": str(venue["timezone"])}
+
+
+def _weekday_ranges(day: str, where: str) -> list[str]:
+    """A weekday or range as Alertmanager takes it. Alertmanager's week starts on Sunday and it
+    refuses a range that wraps past Saturday ('monday:sunday', 'friday:monday'), so such a range
+    is written as the two ranges it means."""
+    parts = day.split(":")
+    if len(parts) > 2 or any(part not in WEEKDAYS for part in parts):
+        raise ValueError(f"{where}: {day!r} is not a weekday or range (monday:friday)")
+    if len(parts) == 1:
+        return [day]
+    order = ("sunday", *WEEKDAYS[:-1])
+    start, end = (order.index(part) for part in parts)
+    if start <= end:
+        return [day]
+    tail = order[start] if start == 6 else f"{order[start]}:saturday"
+    head = "sunday" if end == 0 else f"sunday:{order[end]}"
+    return [tail, head]
 
 
 def _receiver(spec: Mapping[str, Any], where: str) -> dict:
@@ -233,8 +248,11 @@ def alertmanager_config(receivers: Sequence[Mapping[str, Any]], secrets: Mapping
             ],
         },
         "inhibit_rules": [
-            # a host that is down explains every alert of the services on it
-            {"source_matchers": ['alertname="HostDown"'], "target_matchers": ['alertname!="HostDown"'],
+            # a host that is down explains every alert of the services on it. Only a HostDown
+            # of one of the inventory's hosts: labels absent on both sides count as equal, so a
+            # HostDown without a host would silence every alert without one, the Watchdog too.
+            {"source_matchers": ['alertname="HostDown"', 'host=~".+"'],
+             "target_matchers": ['alertname!="HostDown"', 'alertname!="Watchdog"'],
              "equal": ["host"]},
             # a critical explains the warning of the same alert on the same host
             {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"'],

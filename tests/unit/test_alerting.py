@@ -196,10 +196,40 @@ def test_warnings_wait_for_market_hours_criticals_do_not(am_config):
                                              "weekdays": ["monday:friday"], "location": "America/New_York"}
 
 
+@pytest.mark.parametrize(("weekdays", "written"), [
+    (["monday:sunday"], ["monday:saturday", "sunday"]),
+    (["friday:monday"], ["friday:saturday", "sunday:monday"]),
+    (["saturday:sunday"], ["saturday", "sunday"]),
+    (["sunday:saturday", "monday"], ["sunday:saturday", "monday"]),
+])
+def test_week_ranges_past_saturday_become_ranges_alertmanager_accepts(tmp_path, weekdays, written):
+    """Alertmanager's week starts on Sunday and refuses 'monday:sunday' ("start day cannot be
+    before end day"); the venue keeps meaning what it says."""
+    venue = {"name": "X", "timezone": "UTC", "open": "08:00", "close": "17:00", "weekdays": weekdays}
+    config = monitoring.alertmanager_config(RECEIVERS, SECRETS, ROUTING, [venue], TIMING)
+    assert config["time_intervals"][0]["time_intervals"][0]["weekdays"] == written
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run([tool("amtool"), "check-config", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_host_down_inhibits_the_hosts_other_alerts(am_config):
     rules = yaml.safe_load(am_config.read_text())["inhibit_rules"]
-    assert {"source_matchers": ['alertname="HostDown"'], "target_matchers": ['alertname!="HostDown"'],
-            "equal": ["host"]} in rules
+    assert {"source_matchers": ['alertname="HostDown"', 'host=~".+"'],
+            "target_matchers": ['alertname!="HostDown"', 'alertname!="Watchdog"'], "equal": ["host"]} in rules
+    # the dead-man's switch is a target of no inhibition, whatever else fires
+    watchdog = {"alertname": "Watchdog", "severity": "none", "service": "monitoring"}
+    assert not [r for r in rules if all(_matches(m, watchdog) for m in r["target_matchers"])]
+
+
+def _matches(matcher: str, labels: dict[str, str]) -> bool:
+    import re
+
+    name, op, value = re.fullmatch(r'(\w+)(=~|!~|!=|=)"(.*)"', matcher).groups()
+    have = labels.get(name, "")
+    return {"=": have == value, "!=": have != value, "=~": bool(re.fullmatch(value, have)),
+            "!~": not re.fullmatch(value, have)}[op]
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -209,6 +239,8 @@ def test_host_down_inhibits_the_hosts_other_alerts(am_config):
     ({"venues": [{"name": "X", "timezone": "UTC", "open": "9h", "close": "16:00"}]}, "expected HH:MM"),
     ({"venues": [{"name": "X", "timezone": "UTC", "open": "09:00", "close": "16:00", "weekdays": ["mon"]}]},
      "is not a weekday"),
+    ({"venues": [{"name": "X", "timezone": "UTC", "open": "09:00", "close": "16:00",
+                  "weekdays": ["monday:tuesday:friday"]}]}, "is not a weekday"),
     ({"receivers": [*RECEIVERS[1:]]}, "PagerDuty receiver"),
     ({"secrets": {}}, "needs its routing key"),
 ])

@@ -52,6 +52,14 @@ def test_rules_are_loaded_and_evaluate_without_errors():
     assert not errors
 
 
+def test_only_the_inventorys_targets_were_ever_scraped():
+    """Debian's package starts Prometheus on its own configuration (localhost targets) before the
+    role configures it; the role drops what that wrote, so no series without a host label (a
+    HostDown that would page, and silence the Watchdog) is left in the storage."""
+    assert prom("/api/v1/query", query='count_over_time(up{host=""}[1h])')["result"] == []
+    assert len(prom("/api/v1/query", query='count_over_time(up{host!=""}[1h])')["result"]) == sum(map(len, JOBS.values()))
+
+
 def test_every_metric_the_rules_read_is_exported_here():
     """The names in the rules exist in a live scrape (for the exporters this scenario runs)."""
     names = set(prom("/api/v1/label/__name__/values"))
