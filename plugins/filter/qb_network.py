@@ -11,22 +11,14 @@ from ansible.errors import AnsibleFilterError
 
 try:
     from quantbot_infra import bastion, firewall, wireguard
+    from quantbot_infra.filters import call as _call
     from quantbot_infra.topology import BUILTIN_ROLE_GROUPS
 except ImportError as exc:  # pragma: no cover - depends on the controller's environment
-    _IMPORT_ERROR: Exception | None = exc
-else:
-    _IMPORT_ERROR = None
+    _MISSING = str(exc)
 
-
-def _call(func, *args, **kwargs):
-    if _IMPORT_ERROR is not None:
-        raise AnsibleFilterError(
-            f"the quantbot_infra package is not importable ({_IMPORT_ERROR}); "
-            "run 'make setup' and use the project's virtualenv")
-    try:
-        return func(*args, **kwargs)
-    except ValueError as exc:
-        raise AnsibleFilterError(str(exc)) from None
+    def _call(*_args, **_kwargs):
+        raise AnsibleFilterError(f"the quantbot_infra package is not importable ({_MISSING}); "
+                                 "run 'make setup' and use the project's virtualenv")
 
 
 def _plain(hostvars, hosts, keys):

@@ -4,6 +4,7 @@ tier and the admin login get in."""
 from __future__ import annotations
 
 import re
+import ssl
 
 import requests
 from conftest import ALERTMANAGER, IP, PROMETHEUS, host, prom, secret, status_cli, wait_for
@@ -64,13 +65,25 @@ def test_every_metric_the_rules_read_is_exported_here():
     """The names in the rules exist in a live scrape (for the exporters this scenario runs)."""
     names = set(prom("/api/v1/label/__name__/values"))
     exprs = " ".join(r["query"] for g in prom("/api/v1/rules")["groups"] for r in g["rules"])
-    used = set(re.findall(r"\b((?:node|pg|qb_pg|prometheus|alertmanager|probe|qb_converge|qb_reboot|qb_pgbackrest)"
+    used = set(re.findall(r"\b((?:node|pg|qb_pg|prometheus|alertmanager|probe|qb_converge|qb_reboot|qb_pgbackrest"
+                          r"|qb_certificate)"
                           r"_[a-zA-Z0-9_]+)\b", exprs))
     # written only once a backup exists; the backup host reports that it asked pgBackRest
     used.discard("qb_pgbackrest_last_backup_timestamp_seconds")
     assert "qb_pgbackrest_info_success" in names
     missing = sorted(n for n in used if n not in names)
     assert not missing, f"the rules read metrics nothing exports: {missing}"
+
+
+def test_every_host_reports_when_its_certificates_expire():
+    """Every host's certificate from the pki role (most are used only as RELP clients, which no
+    TLS probe sees), with the expiry openssl reads from the file."""
+    for name in IP:
+        end = host(name).run("openssl x509 -noout -enddate -in /etc/quantbot/pki/host.crt").stdout.strip()
+        query = f'qb_certificate_expiry_timestamp_seconds{{host="{name}", path="/etc/quantbot/pki/host.crt"}}'
+        result = wait_for(f"{name}'s certificate expiry", lambda q=query: prom("/api/v1/query", query=q)["result"],
+                          timeout=60)
+        assert float(result[0]["value"][1]) == ssl.cert_time_to_seconds(end.removeprefix("notAfter="))
 
 
 def test_the_apis_refuse_requests_without_the_admin_login():
