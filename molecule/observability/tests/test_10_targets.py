@@ -4,10 +4,24 @@ tier and the admin login get in."""
 from __future__ import annotations
 
 import re
+import shutil
 import ssl
+from pathlib import Path
 
 import requests
-from conftest import ALERTMANAGER, IP, PROMETHEUS, host, prom, secret, status_cli, wait_for
+import yaml
+from conftest import (
+    ALERTMANAGER,
+    INVENTORY,
+    IP,
+    PROMETHEUS,
+    host,
+    playbook,
+    prom,
+    secret,
+    status_cli,
+    wait_for,
+)
 
 JOBS = {
     "node": set(IP),
@@ -40,6 +54,34 @@ def test_every_inventory_host_is_a_target_and_up():
     assert by["postgres", "obs-pg-1"]["labels"]["role"] == "postgresql"
     assert by["blackbox_ssh", "obs-pg-1"]["labels"]["service"] == "ssh"
     assert by["node", "obs-pg-1"]["scrapeUrl"] == f"http://{IP['obs-pg-1']}:9100/metrics"
+
+
+def scraped_hosts() -> set[str]:
+    return {t["labels"]["host"] for t in prom("/api/v1/targets", state="active")["activeTargets"]}
+
+
+def test_a_host_that_leaves_the_inventory_stops_being_scraped(tmp_path):
+    """The monitoring host converged from an inventory without obs-pg-2: every file_sd file of
+    that host is removed and Prometheus drops its targets; the full inventory brings them back."""
+    gone = "obs-pg-2"
+    inventory = Path(shutil.copytree(Path(INVENTORY).parent, tmp_path / "inventory"))
+    doc = yaml.safe_load((inventory / "ansible_inventory.yml").read_text())
+    for group in doc.values():
+        (group.get("hosts") or {}).pop(gone, None)
+    (inventory / "ansible_inventory.yml").write_text(yaml.safe_dump(doc))
+    for stale in (inventory / "host_vars").glob(f"{gone}*"):
+        stale.unlink()
+    converge = ("monitoring.yml", "--tags", "prometheus_targets", "--limit", "obs-mon-1")
+    try:
+        playbook(*converge, inventory=str(inventory / "ansible_inventory.yml"))
+        left = host("obs-mon-1").run(f"find /etc/prometheus/file_sd -name '{gone}.json'").stdout.split()
+        assert left == []
+        wait_for(f"{gone}'s targets dropped", lambda: gone not in scraped_hosts(), timeout=60)
+    finally:
+        playbook(*converge)
+    wait_for(f"{gone}'s targets back", lambda: scraped_hosts() == set(IP), timeout=60)
+    back = host("obs-mon-1").run(f"find /etc/prometheus/file_sd -name '{gone}.json'").stdout.split()
+    assert len(back) == sum(gone in hosts for hosts in JOBS.values())
 
 
 def test_rules_are_loaded_and_evaluate_without_errors():
