@@ -42,6 +42,8 @@ def itest_inventory(tmp_path_factory) -> Path:
     (inv / "group_vars" / "env_dev.yml").write_text(textwrap.dedent(f"""\
         ansible_user: ansible
         ansible_become: true
+        # as inventories/<env>/group_vars/all.yml: generated keys, the CA, secrets
+        qb_state_dir: {paths.state_dir("dev")}
         ansible_ssh_private_key_file: {ssh_dir}/id_ed25519
         ansible_ssh_common_args: >-
           -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={ssh_dir}/known_hosts_itest
