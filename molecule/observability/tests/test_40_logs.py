@@ -70,3 +70,20 @@ def test_only_clients_with_an_environment_certificate_get_in():
     client.run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
                "-subj /CN=obs-pg-2 -keyout /tmp/rogue.key -out /tmp/rogue.crt")
     assert relp_open(client, "-cert /tmp/rogue.crt -key /tmp/rogue.key") == ""
+
+
+def test_the_collector_keeps_host_logs_for_the_retention_days_only():
+    """The daily retention removes a host's files older than log_shipping_retention_days (30)."""
+    collector = host(COLLECTOR)
+    folder = f"{STORE}/obs-pg-1"
+    old, recent = f"{folder}/2000-01-01.log", f"{folder}/2000-02-01.log"
+    collector.check_output(f"touch -d '40 days ago' {old} && touch -d '20 days ago' {recent}")
+    try:
+        assert collector.service("qb-log-retention.timer").is_running
+        assert collector.run("systemctl start qb-log-retention.service").rc == 0
+        assert not collector.file(old).exists
+        assert collector.file(recent).exists
+        # today's file, being written, stays
+        assert collector.run(f"ls {folder}/$(date +%Y-%m-%d).log").rc == 0
+    finally:
+        collector.run(f"rm -f {old} {recent}")
