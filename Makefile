@@ -26,5 +26,7 @@ unit:
 docs:
 	scripts/role-docs.py
 
-bench:
-	@echo "no benchmarks yet (see bench/README.md)"
+# side by side in one run: stock Ansible vs the project's settings (bench/README.md);
+# BENCH_ARGS passes options, e.g. BENCH_ARGS="--only inventory" or "--first"
+bench: setup
+	python bench/bench.py $(BENCH_ARGS)

@@ -78,6 +78,16 @@ for name in "${queue[@]}"; do
   if [[ -n "${took[$name]:-}" ]]; then printf '   %-16s %5s s\n' "$name" "${took[$name]}"; fi
 done
 printf '   %-16s %5s s (%s lanes)\n' total "$((SECONDS - suite_start))" "$lanes"
+# the whole run's stages for `make bench` (which reports the last suite run, never starts one)
+{
+  echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "finished $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "lanes $lanes"
+  echo "failed ${#failed[@]}"
+  echo "lint $lint_s"
+  for name in "${queue[@]}"; do if [[ -n "${took[$name]:-}" ]]; then echo "$name ${took[$name]}"; fi; done
+  echo "total $((SECONDS - suite_start))"
+} >"$results/last-run.tsv"
 if ((${#failed[@]})); then
   echo "failed: ${failed[*]}" >&2
   exit 1

@@ -11,6 +11,11 @@ description:
     (C(env_*)), region (C(region_*)) and availability zone (C(az_*)).
   - The file format is documented in C(docs/topology.md); validation errors name the file and
     the field at fault.
+  - With the inventory cache on (C([inventory] cache) in C(ansible.cfg)), the expanded inventory is
+    kept under a fingerprint of the topology file and of the code that expands it; an entry whose
+    fingerprint differs is never read, so a changed topology is never served stale.
+extends_documentation_fragment:
+  - inventory_cache
 options:
   plugin:
     description: Marks the file as a topology for this plugin.
@@ -30,14 +35,15 @@ classes:
 """
 
 from ansible.errors import AnsibleParserError
-from ansible.plugins.inventory import BaseInventoryPlugin
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable
 
 try:
     from quantbot_infra.topology import (
         TOPOLOGY_FILENAME,
         TopologyError,
         build_inventory,
-        group_name,
+        fingerprint,
+        inventory_data,
         load_topology,
     )
 except ImportError as exc:  # pragma: no cover - depends on the controller's environment
@@ -46,8 +52,11 @@ else:
     _IMPORT_ERROR = None
 
 
-class InventoryModule(BaseInventoryPlugin):
+class InventoryModule(BaseInventoryPlugin, Cacheable):
     NAME = "quantbot_topology"
+    # the topology is a file of the project's own, as a YAML inventory is: its values may be
+    # templates (class `vars:`), and marking them so here spares a visit of every value
+    trusted_by_default = True
 
     def verify_file(self, path):
         return super().verify_file(path) and path.endswith(("topology.yml", "topology.yaml"))
@@ -59,28 +68,42 @@ class InventoryModule(BaseInventoryPlugin):
                 f"{path}: the quantbot_infra package is not importable ({_IMPORT_ERROR}); "
                 "run 'make setup' and use the project's virtualenv"
             )
-        try:
-            inv = build_inventory(load_topology(path))
-        except TopologyError as exc:
-            raise AnsibleParserError(str(exc)) from None
-        for group in inv.groups:
+        # options come from ansible.cfg and the environment: the topology file holds the topology
+        self.set_options(direct={"plugin": self.NAME})
+        use_cache = self.get_option("cache")
+        data = None
+        if use_cache:
+            self.load_cache_plugin()
+            key, mark = self.get_cache_key(path), fingerprint(path)
+            if cache:  # false when the user asked for a refresh (--flush-cache)
+                entry = self._cache.get(key)
+                if isinstance(entry, dict) and entry.get("fingerprint") == mark:
+                    data = entry["inventory"]
+        if data is None:
+            try:
+                data = inventory_data(build_inventory(load_topology(path)))
+            except TopologyError as exc:
+                raise AnsibleParserError(str(exc)) from None
+            if use_cache:
+                self._cache[key] = {"fingerprint": mark, "inventory": data}
+        self._populate(data)
+
+    def _populate(self, data):
+        for group in data["groups"]:
             self.inventory.add_group(group)
-        # env > region > AZ > host: hosts join their AZ group and inherit the rest by nesting,
-        # so `ansible-inventory --graph` reads as a tree
-        nested = {group_name("env", inv.environment)}
-        for region in inv.topology.regions:
-            region_group = group_name("region", region.name)
-            nested.add(region_group)
-            self.inventory.add_child(group_name("env", inv.environment), region_group)
-            for az in region.azs:
-                if group_name("az", az) in inv.groups:
-                    self.inventory.add_child(region_group, group_name("az", az))
-        for host in inv.hosts:
-            self.inventory.add_host(host.name)
-            for group in host.groups:
-                if group not in nested:
-                    self.inventory.add_child(group, host.name)
-            for key, value in host.vars.items():
-                self.inventory.set_variable(host.name, key, value)
+        # env > region > AZ > host, so `ansible-inventory --graph` reads as a tree; values a whole
+        # class, AZ, region or environment shares are set once on that group
+        for parent, child in data["nested"]:
+            self.inventory.add_child(parent, child)
+        for group, values in data["group_vars"].items():
+            for key, value in values.items():
+                self.inventory.set_variable(group, key, value)
+        for name, groups, values in data["hosts"]:
+            self.inventory.add_host(name)
+            for group in groups:
+                self.inventory.add_child(group, name)
+            for key, value in values.items():
+                self.inventory.set_variable(name, key, value)
+
 
 __all__ = ["TOPOLOGY_FILENAME", "InventoryModule"]

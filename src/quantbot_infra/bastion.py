@@ -31,10 +31,15 @@ def assign_bastions(hosts: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     out: dict[str, str] = {}
     if not bastions:
         return out
-    others = sorted(h for h in hosts if h not in bastions)
+    # one pass over the hosts: the bastions by region first, then each host's pick from its
+    # region's list (a set for membership, so 10,000 hosts with 1,000 bastions stay linear)
+    by_region: dict[Any, list[str]] = {}
+    for b in bastions:
+        by_region.setdefault(hosts[b].get("region"), []).append(b)
+    is_bastion = set(bastions)
+    others = sorted(h for h in hosts if h not in is_bastion)
     for pos, host in enumerate(others):
-        region = hosts[host].get("region")
-        local = [b for b in bastions if hosts[b].get("region") == region] or bastions
+        local = by_region.get(hosts[host].get("region")) or bastions
         out[host] = local[pos % len(local)]
     return out
 

@@ -158,11 +158,19 @@ def _monitoring_summary(inv: Inventory) -> list[str]:
         return []
     lines = [f"prometheus: {url}  alertmanager: {url.rsplit(':', 1)[0]}:9093  "
              f"(login admin, password in .state/{inv.environment}/secrets/monitoring/)"]
-    try:
-        fleet = status.query(url, status.password_file(inv.environment).read_text().strip())
-    except status.StatusError as exc:
-        return [*lines, f"targets: unknown ({exc})"]
-    return [*lines, f"targets up {fleet.targets_up}/{fleet.targets_total}; "
+    # right after a converge some targets are discovered but not scraped yet: give them a few
+    # scrape intervals before counting
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            fleet = status.query(url, status.password_file(inv.environment).read_text().strip())
+        except status.StatusError as exc:
+            return [*lines, f"targets: unknown ({exc})"]
+        if not fleet.targets_pending or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    pending = f" ({len(fleet.targets_pending)} not scraped yet)" if fleet.targets_pending else ""
+    return [*lines, f"targets up {fleet.targets_up}/{fleet.targets_total}{pending}; "
                     f"firing alerts: {len(fleet.alerts)}"]
 
 

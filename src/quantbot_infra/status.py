@@ -23,12 +23,13 @@ class StatusError(Exception):
 @dataclass
 class FleetStatus:
     prometheus: str
-    hosts: dict[str, dict[str, bool]] = field(default_factory=dict)
+    # host -> job -> up (True), down (False), or discovered but not scraped yet (None)
+    hosts: dict[str, dict[str, bool | None]] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def targets_up(self) -> int:
-        return sum(up for jobs in self.hosts.values() for up in jobs.values())
+        return sum(up is True for jobs in self.hosts.values() for up in jobs.values())
 
     @property
     def targets_total(self) -> int:
@@ -36,21 +37,32 @@ class FleetStatus:
 
     @property
     def targets_down(self) -> list[str]:
-        return sorted(f"{h}/{j}" for h, jobs in self.hosts.items() for j, up in jobs.items() if not up)
+        return sorted(f"{h}/{j}" for h, jobs in self.hosts.items() for j, up in jobs.items() if up is False)
+
+    @property
+    def targets_pending(self) -> list[str]:
+        return sorted(f"{h}/{j}" for h, jobs in self.hosts.items() for j, up in jobs.items() if up is None)
 
     def to_dict(self) -> dict[str, Any]:
         return {"prometheus": self.prometheus, "targets_up": self.targets_up,
                 "targets_total": self.targets_total, "targets_down": self.targets_down,
+                "targets_pending": self.targets_pending,
                 "hosts": self.hosts, "alerts": self.alerts}
 
 
-def from_api(prometheus: str, up: list[dict], alerts: list[dict]) -> FleetStatus:
-    """Build the status from the answers of /api/v1/query?query=up and /api/v1/alerts."""
+def from_api(prometheus: str, up: list[dict], alerts: list[dict],
+             targets: list[dict] | None = None) -> FleetStatus:
+    """Build the status from the answers of /api/v1/query?query=up, /api/v1/alerts and (for the
+    targets discovered but not scraped yet, which have no `up` sample) /api/v1/targets."""
     status = FleetStatus(prometheus)
     for sample in up:
         labels = sample["metric"]
         host = labels.get("host") or labels.get("instance", "?")
         status.hosts.setdefault(host, {})[labels.get("job", "?")] = float(sample["value"][1]) == 1
+    for target in targets or ():
+        labels = target.get("labels", {})
+        if labels.get("host") and target.get("health") == "unknown":
+            status.hosts.setdefault(labels["host"], {}).setdefault(labels.get("job", "?"), None)
     firing = []
     for alert in alerts:
         if alert.get("state") != "firing":
@@ -82,7 +94,7 @@ def query(prometheus: str, password: str, user: str = "admin", timeout: float = 
 
     # the project's targets (file_sd from inventory) carry a host label; nothing else counts
     return from_api(prometheus, get("/api/v1/query", query='up{host!=""}')["result"],
-                    get("/api/v1/alerts")["alerts"])
+                    get("/api/v1/alerts")["alerts"], get("/api/v1/targets", state="active")["activeTargets"])
 
 
 def prometheus_url(inv: Inventory, port: int = 9090) -> str:
@@ -107,10 +119,13 @@ def render(status: FleetStatus) -> str:
     lines = [f"prometheus {status.prometheus}: targets up {status.targets_up}/{status.targets_total}"]
     jobs = sorted({j for jobs in status.hosts.values() for j in jobs})
     for host, by_job in status.hosts.items():
-        cells = " ".join(f"{j}:{'up' if by_job[j] else 'DOWN'}" for j in jobs if j in by_job)
+        word = {True: "up", False: "DOWN", None: "pending"}
+        cells = " ".join(f"{j}:{word[by_job[j]]}" for j in jobs if j in by_job)
         lines.append(f"  {host:<24} {cells}")
     if status.targets_down:
         lines.append("targets down: " + ", ".join(status.targets_down))
+    if status.targets_pending:
+        lines.append("not scraped yet: " + ", ".join(status.targets_pending))
     lines.append(f"firing alerts: {len(status.alerts)}")
     for a in status.alerts:
         lines.append(f"  {a['severity']:<9} {a['alertname']:<30} {a['host'] or '-':<20} {a['summary']}")

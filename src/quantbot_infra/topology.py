@@ -32,7 +32,10 @@ from quantbot_infra import bastion, wireguard
 
 TOPOLOGY_FILENAME = "topology.yml"
 PLUGIN_NAME = "quantbot_topology"
-MAX_COUNT = 99
+# hosts per class: slots are numbered 01..MAX_COUNT (two digits at least, so names of small
+# classes read alike); the local provider stops earlier, where its block of SSH ports per class ends
+MAX_COUNT = 9999
+LOCAL_MAX_COUNT = 99
 ENVIRONMENTS = ("dev", "staging", "prod", "dr")
 
 # Role groups the playbooks know about. A topology may declare more under `groups:`.
@@ -285,6 +288,14 @@ class Topology(_Strict):
 
         total = sum(c.count for c in self.classes)
         if self.local is not None:
+            for i, cls in enumerate(self.classes):
+                if cls.count > LOCAL_MAX_COUNT:
+                    raise _FieldError(
+                        f"classes[{i}].count",
+                        f"{cls.count} hosts: the local provider gives each class a block of 100 SSH "
+                        f"ports (ssh_port_base + 100 * class + slot), so a class has at most "
+                        f"{LOCAL_MAX_COUNT} hosts; split the class or use another provider",
+                    )
             net = ipaddress.ip_network(self.local.subnet)
             if total + _FIRST_HOST_OFFSET >= net.num_addresses - 1:
                 raise _FieldError(
@@ -418,6 +429,86 @@ def build_inventory(topo: Topology) -> Inventory:
     for g in list(BUILTIN_ROLE_GROUPS) + list(topo.groups):
         groups.setdefault(g, [])
     return Inventory(topo, tuple(hosts), {g: tuple(sorted(h)) for g, h in groups.items()})
+
+
+# Derived values that every host of a group shares, by the kind of group that carries them. The
+# inventory plugin sets each once on its group instead of once per host: a 10,000-host inventory
+# then makes a few thousand variable assignments, not a hundred thousand.
+_SHARED_BY = {
+    "env": ("qb_env", "qb_provider", "qb_vpn_pool", "qb_vpn_port", "qb_vpn_sites", "qb_local_network",
+            "qb_local_subnet", "qb_local_image", "qb_local_gateway", "ansible_host"),
+    "region": ("qb_region",),
+    "az": ("qb_az",),
+    "class": ("qb_class", "qb_instance_type", "qb_role_groups", "qb_vpn_site"),
+}
+
+
+def layered_vars(inv: Inventory) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """(group -> vars, host -> vars) whose merge along each host's groups gives ``Host.vars``.
+
+    A derived value moves to its group only where no topology ``vars:`` entry of the same name
+    exists (those stay per host, above group_vars files, as they always were) and every host of
+    the group has the same value."""
+    user_keys = set(inv.topology.vars).union(*(c.vars for c in inv.topology.classes))
+    env = group_name("env", inv.environment)
+    group_vars: dict[str, dict[str, Any]] = {}
+    unshared: set[tuple[str, str]] = set()
+    owners_of: dict[tuple[str, str, str], tuple[tuple[str, tuple[str, ...]], ...]] = {}
+    for h in inv.hosts:
+        place = (h.region, h.az, h.node_class)
+        owners = owners_of.get(place)
+        if owners is None:
+            owners = owners_of[place] = (
+                (env, _SHARED_BY["env"]), (group_name("region", h.region), _SHARED_BY["region"]),
+                (group_name("az", h.az), _SHARED_BY["az"]),
+                (group_name("class", h.node_class), _SHARED_BY["class"]))
+        for owner, keys in owners:
+            gv = group_vars.setdefault(owner, {})
+            for key in keys:
+                if key not in h.vars or key in user_keys or (owner, key) in unshared:
+                    continue
+                if key not in gv:
+                    gv[key] = h.vars[key]
+                elif gv[key] != h.vars[key]:
+                    unshared.add((owner, key))
+                    del gv[key]
+    # per place, the keys its groups carry; a host keeps the rest
+    lifted = {place: {k for owner, _ in owners for k in group_vars.get(owner, {})}
+              for place, owners in owners_of.items()}
+    host_vars = {}
+    for h in inv.hosts:
+        drop = lifted[(h.region, h.az, h.node_class)]
+        host_vars[h.name] = {k: v for k, v in h.vars.items() if k not in drop}
+    return {g: v for g, v in group_vars.items() if v}, host_vars
+
+
+def inventory_data(inv: Inventory) -> dict[str, Any]:
+    """What the inventory plugin adds, as plain JSON-able data (what its cache keeps)."""
+    group_vars, host_vars = layered_vars(inv)
+    nested = [[group_name("env", inv.environment), group_name("region", r.name)]
+              for r in inv.topology.regions]
+    nested += [[group_name("region", r.name), group_name("az", az)]
+               for r in inv.topology.regions for az in r.azs if group_name("az", az) in inv.groups]
+    # hosts join their AZ and reach the region and environment through it
+    above_az = {parent for parent, _ in nested}
+    return {
+        "groups": list(inv.groups),
+        "nested": nested,
+        "group_vars": group_vars,
+        "hosts": [[h.name, [g for g in h.groups if g not in above_az], host_vars[h.name]]
+                  for h in inv.hosts],
+    }
+
+
+def fingerprint(path: str | Path) -> str:
+    """What a cached inventory of ``path`` depends on: the file's bytes and the code that expands
+    it. A changed topology, or a changed expansion, never reads an old cache entry."""
+    import hashlib
+
+    digest = hashlib.sha256(Path(path).read_bytes())
+    for module in (__file__, bastion.__file__, wireguard.__file__):
+        digest.update(Path(module).read_bytes())
+    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- loading

@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def ansible_inventory(*args, cwd=ROOT):
+def ansible_inventory(*args, cwd=ROOT, env=None):
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-               PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+               PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {}))
     return subprocess.run([str(BIN / "ansible-inventory"), *args], capture_output=True,
                           text=True, cwd=cwd, env=env, check=False)
 
@@ -37,6 +37,36 @@ def test_inventory_host_vars():
     hv = json.loads(out.stdout)
     assert hv["qb_class"] == "pg" and hv["qb_az"] == "local-b"
     assert hv["ansible_host"] == "127.0.0.1" and hv["ansible_port"] == 22202
+
+
+def test_inventory_cache_is_read_and_never_stale(tmp_path):
+    inv = tmp_path / "inv"
+    shutil.copytree(ROOT / "inventories" / "dev", inv)
+    cache = tmp_path / "cache"
+    env = {"ANSIBLE_INVENTORY_CACHE": "true", "ANSIBLE_INVENTORY_CACHE_PLUGIN": "ansible.builtin.jsonfile",
+           "ANSIBLE_INVENTORY_CACHE_CONNECTION": str(cache)}
+
+    def listed(*extra):
+        out = ansible_inventory("-i", str(inv), "--list", *extra, env=env)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    first = listed()
+    [entry] = list(cache.iterdir())
+    # the next listing reads the entry: a value altered in it shows up
+    outer = json.loads(entry.read_text())  # the jsonfile plugin keeps its value serialised inside
+    data = json.loads(outer["__payload__"])
+    data["inventory"]["group_vars"]["class_gpu"]["qb_instance_type"] = "from-the-cache"
+    entry.write_text(json.dumps({**outer, "__payload__": json.dumps(data)}))
+    assert listed()["_meta"]["hostvars"]["dev-gpu-01"]["qb_instance_type"] == "from-the-cache"
+    # --flush-cache computes afresh
+    assert listed("--flush-cache")["_meta"]["hostvars"]["dev-gpu-01"]["qb_instance_type"] == "local"
+    # a changed topology is never served from the old entry
+    topo = inv / "topology.yml"
+    topo.write_text(topo.read_text().replace("count: 1\n    groups: [gpu]", "count: 2\n    groups: [gpu]"))
+    again = listed()
+    assert "dev-gpu-02" in again["_meta"]["hostvars"] and "dev-gpu-02" not in first["_meta"]["hostvars"]
+    assert again == listed()
 
 
 def test_broken_topology_fails_with_the_field(tmp_path):

@@ -35,6 +35,21 @@ def test_fleet_from_the_api_answers():
     assert "targets up 2/3" in text and "dev-pg-01/postgres" in text and "postgres:DOWN" in text
 
 
+def test_targets_discovered_but_not_scraped_yet_are_counted_as_pending():
+    targets = [
+        {"labels": {"job": "node", "host": "dev-pg-01"}, "health": "up"},
+        {"labels": {"job": "blackbox_ssh", "host": "dev-pg-01"}, "health": "unknown"},
+        {"labels": {"job": "blackbox_ssh", "host": "dev-gpu-01"}, "health": "unknown"},
+        {"labels": {"job": "other"}, "health": "unknown"},  # not one of the project's (no host)
+    ]
+    fleet = status.from_api("http://10.0.0.2:9090", UP, [], targets)
+    assert (fleet.targets_up, fleet.targets_total) == (2, 5)
+    assert fleet.targets_pending == ["dev-gpu-01/blackbox_ssh", "dev-pg-01/blackbox_ssh"]
+    assert fleet.targets_down == ["dev-pg-01/postgres"]
+    text = status.render(fleet)
+    assert "blackbox_ssh:pending" in text and "not scraped yet: dev-gpu-01/blackbox_ssh" in text
+
+
 def test_status_without_a_password_says_where_it_looked(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("QB_PROMETHEUS_PASSWORD_FILE", str(tmp_path / "missing"))
     assert cli.main(["status", "--env", "dev"]) == 1

@@ -55,8 +55,10 @@ MALFORMED = [
     ("unknown top-level key", variant(colour="blue"), "colour", "unknown key 'colour'"),
     ("unknown class key", variant(classes__0__cnt=2), "classes[0].cnt", "unknown key 'cnt'"),
     ("count is a string", variant(classes__0__count="two"), "classes[0].count", "expected an integer"),
-    ("count negative", variant(classes__0__count=-1), "classes[0].count", "from 0 to 99"),
-    ("count too large", variant(classes__0__count=100), "classes[0].count", "from 0 to 99"),
+    ("count negative", variant(classes__0__count=-1), "classes[0].count", "from 0 to 9999"),
+    ("count too large", variant(classes__0__count=10000), "classes[0].count", "from 0 to 9999"),
+    ("local class past its port block", variant(classes__0__count=100, local__subnet="10.240.0.0/16"),
+     "classes[0].count", "the local provider gives each class a block of 100 SSH ports"),
     ("count is a bool", variant(classes__0__count=True), "classes[0].count", "expected an integer"),
     ("duplicate class", variant(classes__1__name="pg"), "classes[1].name", "duplicate class 'pg'"),
     ("unknown group", variant(classes__0__groups=["postgres"]), "classes[0].groups[0]",
@@ -255,3 +257,55 @@ def test_cloud_hosts_are_reached_through_their_bastion(env):
             assert "qb_ssh_bastion" not in h.vars
         else:
             assert h.vars["qb_ssh_bastion"] in bastions
+
+
+AWS = {
+    "plugin": "quantbot_topology", "environment": "prod", "provider": "aws",
+    "aws": {"vpc_cidr": "10.20.0.0/16"},
+    "regions": [{"name": "eu-west-1", "azs": ["eu-west-1a", "eu-west-1b", "eu-west-1c"]}],
+    "classes": [{"name": "app", "count": 250, "groups": []},
+                {"name": "pg", "count": 2, "groups": ["postgresql"]}],
+}
+
+
+def test_a_cloud_class_may_hold_more_than_99_hosts():
+    inv = build_inventory(parse_topology(copy.deepcopy(AWS)))
+    names = [h.name for h in inv.hosts]
+    assert len(names) == 252 == len(set(names))
+    # slots keep two digits up to 99, so a class that grows keeps its hosts' names
+    assert names[:2] == ["prod-app-01", "prod-app-02"]
+    assert names[98:101] == ["prod-app-99", "prod-app-100", "prod-app-101"]
+    assert names[249] == "prod-app-250" and names[250] == "prod-pg-01"
+    by_name = {h.name: h for h in inv.hosts}
+    assert by_name["prod-app-100"].vars["qb_index"] == 100
+    assert by_name["prod-app-100"].az == "eu-west-1a" and by_name["prod-app-101"].az == "eu-west-1b"
+
+
+def _merged(inv, group_vars, host_vars, host):
+    out = {}
+    for group in host.groups:
+        out.update(group_vars.get(group, {}))
+    out.update(host_vars[host.name])
+    return out
+
+
+@pytest.mark.parametrize("topology", ["dev", "aws", "user vars"])
+def test_vars_set_on_groups_merge_back_to_every_hosts_own(topology):
+    from quantbot_infra.topology import layered_vars
+
+    if topology == "dev":
+        inv = load_inventory(ROOT / "inventories" / "dev" / "topology.yml")
+    elif topology == "aws":
+        inv = build_inventory(parse_topology(copy.deepcopy(AWS)))
+    else:
+        # a topology var named like a derived one keeps the derived value, per host as before
+        data = variant(vars={"qb_class": "mine", "colour": "blue"})
+        data["classes"][0]["vars"] = {"qb_region": "x", "tier": "gold"}
+        inv = build_inventory(parse_topology(data))
+    group_vars, host_vars = layered_vars(inv)
+    for host in inv.hosts:
+        assert _merged(inv, group_vars, host_vars, host) == host.vars, host.name
+    # what every host of a class shares is not repeated per host
+    assert all("qb_env" not in v and "qb_role_groups" not in v for v in host_vars.values())
+    if topology == "user vars":
+        assert all("qb_class" in v and "qb_region" in v for v in host_vars.values())
