@@ -37,7 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 BIN = ROOT / ".venv" / "bin"
-SECTIONS = ("inventory", "runner", "converge", "first", "suite")
+SECTIONS = ("inventory", "runner", "converge", "profile", "first", "suite")
 
 # Stock Ansible: only what the project needs to be found at all (its roles, plugins and
 # collections, the topology inventory); everything else at ansible-core's defaults (5 forks,
@@ -118,10 +118,12 @@ PARSE = """
 import sys, time
 from ansible.parsing.dataloader import DataLoader
 from ansible.inventory.manager import InventoryManager
+from ansible.plugins.loader import init_plugin_loader
+init_plugin_loader()
 start = time.monotonic()
 inv = InventoryManager(loader=DataLoader(), sources=[sys.argv[1]])
 assert len(inv.hosts) == int(sys.argv[2]), len(inv.hosts)
-print(round(time.monotonic() - start, 3))
+print("parse_seconds", round(time.monotonic() - start, 3))
 """
 
 
@@ -144,7 +146,8 @@ def bench_inventory(rounds: int, work: Path) -> dict[str, Any]:
                 took, rc, text = run([BIN / "python", "-c", PARSE, inv_dir / "topology.yml", hosts], env)
                 if rc:
                     raise SystemExit(f"inventory parse failed:\n{text[-2000:]}")
-                rows.setdefault("plugin parse" + label, []).append(float(text.strip().splitlines()[-1]))
+                parsed = re.search(r"^parse_seconds (\S+)$", text, re.M)
+                rows.setdefault("plugin parse" + label, []).append(float(parsed.group(1)))
                 for flag in ("--list", "--graph"):
                     took, rc, text = run([BIN / "ansible-inventory", "-i", inv_dir, flag], env)
                     if rc:
@@ -156,21 +159,9 @@ def bench_inventory(rounds: int, work: Path) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- runner
 
-NOOP = """\
-- name: Bench — twenty module calls on the controller
-  hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: A module call
-      ansible.builtin.command: "true"
-      changed_when: false
-      loop: "{{ range(20) | list }}"
-"""
-
-
 def bench_runner(rounds: int, work: Path) -> dict[str, Any]:
-    book = work / "noop.yml"
-    book.write_text(NOOP)
+    # inside the project: the runner API takes playbooks from it
+    book = ROOT / "bench" / "playbooks" / "noop.yml"
     inv = work / "localhost.ini"
     inv.write_text(f"localhost ansible_connection=local ansible_python_interpreter={BIN / 'python'}\n")
     env = {"ANSIBLE_INVENTORY_ENABLED": "ansible.builtin.ini"}
@@ -240,31 +231,52 @@ def converge(env: dict[str, str], log: Path, extra: list[str] = ()) -> dict[str,
 
 def profile(work: Path, logs: Path) -> dict[str, Any]:
     """One run of the project's settings with the JSON callback: per task, its wall time."""
-    env = {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-           "ANSIBLE_CALLBACKS_ENABLED": ""}
+    if not fleet_up(fleet_hosts()):
+        return {"skipped": "the dev fleet is not running: `make up` first"}
+    env = {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}
     took, _, text = run([BIN / "ansible-playbook", ROOT / "playbooks" / "site.yml"], env,
                         logs / "profile.json")
-    data = json.loads(text[text.index("{"):])
-    tasks, roles = [], {}
+    if "{" not in text:
+        where = (logs / "profile.json").relative_to(ROOT)
+        return {"failed": f"the profiled run printed no JSON (see {where})"}
+    return {"seconds": took, **profile_of(text)}
+
+
+def profile_of(text: str) -> dict[str, Any]:
+    """Per task, role and action: wall time and executions, from the JSON callback's output."""
+    # the callback's document, then whatever ansible-playbook printed on stderr after it
+    data, _ = json.JSONDecoder().raw_decode(text, text.index("{"))
 
     def secs(d):
+        if "end" not in d:  # a play that ran no task
+            return 0.0
         end, start = (datetime.fromisoformat(d[k].rstrip("Z")) for k in ("end", "start"))
         return (end - start).total_seconds()
 
-    calls = 0
+    tasks, roles, actions, plays, results = [], {}, {}, {}, 0
     for play in data["plays"]:
+        name = play["play"]["name"]
+        plays[name] = round(plays.get(name, 0.0) + secs(play["play"]["duration"]), 1)
         for task in play["tasks"]:
             t = secs(task["task"]["duration"])
-            name = task["task"]["name"]
-            role = name.split(" : ", 1)[0] if " : " in name else f"(play) {play['play']['name']}"
-            calls += len(task["hosts"])
-            tasks.append({"task": name, "play": play["play"]["name"], "seconds": round(t, 2),
-                          "hosts": len(task["hosts"])})
+            label = task["task"]["name"]
+            role = label.split(" : ", 1)[0] if " : " in label else f"(play) {name}"
+            ran = [h for h in task["hosts"].values() if not h.get("skipped")]
+            action = next((h["action"] for h in task["hosts"].values() if h.get("action")), "?")
+            results += len(task["hosts"])
+            tasks.append({"task": label, "play": name, "action": action, "seconds": round(t, 2),
+                          "hosts": len(task["hosts"]), "executed": len(ran)})
             roles[role] = roles.get(role, 0.0) + t
+            a = actions.setdefault(action, {"seconds": 0.0, "executions": 0})
+            a["seconds"] += t
+            a["executions"] += len(ran)
     tasks.sort(key=lambda t: -t["seconds"])
-    return {"seconds": took, "tasks": len(tasks), "task_host_results": calls,
-            "plays": len(data["plays"]), "slowest_tasks": tasks[:15],
-            "roles": dict(sorted(((r, round(s, 1)) for r, s in roles.items()), key=lambda x: -x[1]))}
+    by_time = sorted(actions.items(), key=lambda x: -x[1]["seconds"])
+    return {"tasks": len(tasks), "task_host_results": results, "plays": plays,
+            "slowest_tasks": tasks[:25],
+            "roles": dict(sorted(((r, round(s, 1)) for r, s in roles.items()), key=lambda x: -x[1])),
+            "actions": {a: {"seconds": round(v["seconds"], 1), "executions": v["executions"]}
+                        for a, v in by_time}}
 
 
 def bench_converge(rounds: int, work: Path, logs: Path) -> dict[str, Any]:
@@ -295,7 +307,6 @@ def bench_converge(rounds: int, work: Path, logs: Path) -> dict[str, Any]:
     for name in rows:
         if "median_s" in out[name]:
             out[name]["speedup_vs_stock"] = round(base / out[name]["median_s"], 2)
-    out["profile"] = profile(work, logs)
     return out
 
 
@@ -356,7 +367,7 @@ def table(result: dict[str, Any]) -> str:
             row("overhead of the runner API", f"{data['overhead_s']:7.2f} s")
         elif section in ("converge", "first"):
             for name, v in data.items():
-                if not isinstance(v, dict) or name == "profile":
+                if not isinstance(v, dict):
                     continue
                 if "skipped" in v:
                     row(name, v["skipped"])
@@ -364,14 +375,15 @@ def table(result: dict[str, Any]) -> str:
                     secs = v.get("median_s", v.get("seconds"))
                     extra = f"  {v['speedup_vs_stock']:.2f}x stock's speed" if "speedup_vs_stock" in v else ""
                     row(f"{name} ({data['hosts']} hosts)", f"{secs:7.1f} s{extra}")
-            prof = data.get("profile")
-            if prof:
-                row("profiled run", f"{prof['seconds']:7.1f} s, {prof['tasks']} tasks, "
-                                    f"{prof['task_host_results']} task results")
-                for role, secs in list(prof["roles"].items())[:8]:
-                    row(f"  role {role}", f"{secs:7.1f} s")
-                for t in prof["slowest_tasks"][:8]:
-                    row(f"  {t['task'][:40]}", f"{t['seconds']:7.2f} s")
+        elif section == "profile":
+            row("profiled run (project settings)", f"{data['seconds']:7.1f} s, {data['tasks']} tasks, "
+                                                   f"{data['task_host_results']} task results")
+            for role, secs in list(data["roles"].items())[:10]:
+                row(f"  role {role}"[:44], f"{secs:7.1f} s")
+            for action, v in list(data["actions"].items())[:6]:
+                row(f"  {action} ({v['executions']} calls)"[:44], f"{v['seconds']:7.1f} s")
+            for t in data["slowest_tasks"][:10]:
+                row(f"  {t['task']}"[:44], f"{t['seconds']:7.2f} s")
         elif section == "suite":
             row(f"last `make test` ({data.get('commit')}, {data.get('lanes')} lanes)",
                 data.get("finished", ""))
@@ -386,12 +398,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--first", action="store_true", help="also the first converge (recreates the dev fleet)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the quick sections")
     p.add_argument("--converge-rounds", type=int, default=1, help="interleaved rounds of the converge rows")
+    p.add_argument("--profile-log", type=Path, metavar="FILE",
+                   help="section profile: read this earlier profiled run's output instead of running one")
     args = p.parse_args(argv)
     wanted = args.only or [s for s in SECTIONS if s != "first" or args.first]
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     logs = RESULTS / f"{stamp}-logs"
     logs.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"started": stamp, "machine": machine()}
+    out = RESULTS / f"{stamp}.json"
     with tempfile.TemporaryDirectory(prefix="qb-bench-") as tmp:
         work = Path(tmp)
         for section in wanted:
@@ -402,12 +417,17 @@ def main(argv: list[str] | None = None) -> int:
                 result[section] = bench_runner(args.rounds, work)
             elif section == "converge":
                 result[section] = bench_converge(args.converge_rounds, work, logs)
+            elif section == "profile" and args.profile_log:
+                result[section] = {"from": str(args.profile_log), **profile_of(args.profile_log.read_text())}
+                result[section]["seconds"] = round(sum(result[section]["plays"].values()), 1)
+            elif section == "profile":
+                result[section] = profile(work, logs)
             elif section == "first":
                 result[section] = bench_first(work, logs)
             elif section == "suite":
                 result[section] = bench_suite()
-    out = RESULTS / f"{stamp}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+            # kept after every section, so a later one's failure loses nothing measured
+            out.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))
     print(f"results: {out.relative_to(ROOT)} (logs: {logs.relative_to(ROOT)}/)")
     return 0
