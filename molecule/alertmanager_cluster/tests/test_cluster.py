@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from conftest import IP, MEMBERS, api, deliveries, peers, post_alert, wait_for
 
@@ -33,7 +33,7 @@ def test_the_gossip_port_refuses_a_host_outside_the_monitoring_group():
 
 
 def test_a_silence_made_on_one_member_holds_on_the_other():
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     silence = {"matchers": [{"name": "alertname", "value": "QbSilenced", "isRegex": False, "isEqual": True}],
                "startsAt": now.isoformat(), "endsAt": (now + timedelta(hours=1)).isoformat(),
                "createdBy": "molecule", "comment": "cluster drill"}
