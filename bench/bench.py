@@ -208,6 +208,11 @@ def settings(work: Path) -> dict[str, dict[str, str] | None]:
     return rows
 
 
+def slug(row: str) -> str:
+    """A row's name as part of a log file's name."""
+    return row.replace(" ", "-").replace("+", "plus")
+
+
 def fleet_hosts() -> list[str]:
     _, rc, text = run([BIN / "ansible-inventory", "-i", ROOT / "inventories" / "dev", "--list"])
     if rc:
@@ -294,7 +299,7 @@ def bench_converge(rounds: int, work: Path, logs: Path) -> dict[str, Any]:
         for name, env in rows.items():
             if env is None:
                 continue
-            res = converge(env, logs / f"converge-{name.replace(' ', '-').replace('+', 'plus')}-{i}.log")
+            res = converge(env, logs / f"converge-{slug(name)}-{i}.log")
             if res["rc"] or res["changed"]:
                 res["note"] = "not a clean no-change run: see its log"
             runs.setdefault(name, []).append(res)
@@ -317,15 +322,15 @@ def bench_first(work: Path, logs: Path) -> dict[str, Any]:
         if env is None:
             out[name] = {"skipped": "Mitogen is not installed"}
             continue
-        slug = name.replace(" ", "-").replace("+", "plus")
-        _, rc, text = run([BIN / "quantbot-infra", "down", "dev"], log=logs / f"first-{slug}-down.log")
+        row = slug(name)
+        _, rc, text = run([BIN / "quantbot-infra", "down", "dev"], log=logs / f"first-{row}-down.log")
         if rc:
             raise SystemExit(f"`quantbot-infra down dev` failed:\n{text[-2000:]}")
         _, rc, text = run([BIN / "ansible-playbook", ROOT / "playbooks" / "provision.yml"],
-                          {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}, logs / f"first-{slug}-provision.log")
+                          {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}, logs / f"first-{row}-provision.log")
         if rc:
             raise SystemExit(f"provisioning the dev fleet failed:\n{text[-2000:]}")
-        out[name] = converge(env, logs / f"first-{slug}.log")
+        out[name] = converge(env, logs / f"first-{row}.log")
     return out
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import testinfra
@@ -29,6 +30,29 @@ ENV = {
 
 def host(name: str):
     return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+def root_host(name: str):
+    """The test's own view of a host: docker exec as root, so the checks (which act as clients
+    and as an attacker) never go through the sudo the playbooks use and never reach its log."""
+    return testinfra.get_host(f"docker://root@{name}")
+
+
+def wait_for(what: str, check, timeout: float = 120, every: float = 1.0, retry_on: tuple = ()):
+    """Poll `check` until it returns something truthy; fail naming `what` after `timeout` s.
+    Exceptions of the types in `retry_on` count as a falsy answer (kept as the last one)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except retry_on as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
 def playbook(name: str, *args: str, check: bool = True, inventory: str | None = None,

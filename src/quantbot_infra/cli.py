@@ -161,9 +161,13 @@ def _monitoring_summary(inv: Inventory) -> list[str]:
     # right after a converge some targets are discovered but not scraped yet: give them a few
     # scrape intervals before counting
     deadline = time.monotonic() + 60
+    try:
+        password = status.password_file(inv.environment).read_text().strip()
+    except status.StatusError as exc:
+        return [*lines, f"targets: unknown ({exc})"]
     while True:
         try:
-            fleet = status.query(url, status.password_file(inv.environment).read_text().strip())
+            fleet = status.query(url, password)
         except status.StatusError as exc:
             return [*lines, f"targets: unknown ({exc})"]
         if not fleet.targets_pending or time.monotonic() > deadline:

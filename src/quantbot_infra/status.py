@@ -118,8 +118,8 @@ def password_file(env: str) -> Path:
 def render(status: FleetStatus) -> str:
     lines = [f"prometheus {status.prometheus}: targets up {status.targets_up}/{status.targets_total}"]
     jobs = sorted({j for jobs in status.hosts.values() for j in jobs})
+    word = {True: "up", False: "DOWN", None: "pending"}
     for host, by_job in status.hosts.items():
-        word = {True: "up", False: "DOWN", None: "pending"}
         cells = " ".join(f"{j}:{word[by_job[j]]}" for j in jobs if j in by_job)
         lines.append(f"  {host:<24} {cells}")
     if status.targets_down:

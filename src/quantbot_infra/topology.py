@@ -448,11 +448,13 @@ def layered_vars(inv: Inventory) -> tuple[dict[str, dict[str, Any]], dict[str, d
 
     A derived value moves to its group only where no topology ``vars:`` entry of the same name
     exists (those stay per host, above group_vars files, as they always were) and every host of
-    the group has the same value."""
+    the group has it, with the same value."""
     user_keys = set(inv.topology.vars).union(*(c.vars for c in inv.topology.classes))
     env = group_name("env", inv.environment)
     group_vars: dict[str, dict[str, Any]] = {}
     unshared: set[tuple[str, str]] = set()
+    members: dict[str, int] = {}  # hosts per owning group
+    seen: dict[tuple[str, str], int] = {}  # hosts of the group that have the key
     owners_of: dict[tuple[str, str, str], tuple[tuple[str, tuple[str, ...]], ...]] = {}
     for h in inv.hosts:
         place = (h.region, h.az, h.node_class)
@@ -464,14 +466,20 @@ def layered_vars(inv: Inventory) -> tuple[dict[str, dict[str, Any]], dict[str, d
                 (group_name("class", h.node_class), _SHARED_BY["class"]))
         for owner, keys in owners:
             gv = group_vars.setdefault(owner, {})
+            members[owner] = members.get(owner, 0) + 1
             for key in keys:
                 if key not in h.vars or key in user_keys or (owner, key) in unshared:
                     continue
+                seen[(owner, key)] = seen.get((owner, key), 0) + 1
                 if key not in gv:
                     gv[key] = h.vars[key]
                 elif gv[key] != h.vars[key]:
                     unshared.add((owner, key))
                     del gv[key]
+    # a value some hosts of the group lack stays with the hosts that have it
+    for owner, gv in group_vars.items():
+        for key in [k for k in gv if seen[(owner, k)] < members[owner]]:
+            del gv[key]
     # per place, the keys its groups carry; a host keeps the rest
     lifted = {place: {k for owner, _ in owners for k in group_vars.get(owner, {})}
               for place, owners in owners_of.items()}

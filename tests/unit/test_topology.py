@@ -309,3 +309,20 @@ def test_vars_set_on_groups_merge_back_to_every_hosts_own(topology):
     assert all("qb_env" not in v and "qb_role_groups" not in v for v in host_vars.values())
     if topology == "user vars":
         assert all("qb_class" in v and "qb_region" in v for v in host_vars.values())
+
+
+def test_a_value_only_some_hosts_of_a_group_have_stays_with_those_hosts():
+    import dataclasses
+
+    from quantbot_infra.topology import layered_vars
+
+    inv = build_inventory(parse_topology(copy.deepcopy(AWS)))
+    first, *rest = inv.hosts
+    # one host of class app carries a derived key the others lack
+    odd = dataclasses.replace(first, vars={**first.vars, "qb_vpn_site": "eu-west-1"})
+    inv = dataclasses.replace(inv, hosts=(odd, *rest))
+    group_vars, host_vars = layered_vars(inv)
+    assert "qb_vpn_site" not in group_vars.get("class_app", {})
+    assert host_vars[odd.name]["qb_vpn_site"] == "eu-west-1"
+    for host in inv.hosts:
+        assert _merged(inv, group_vars, host_vars, host) == host.vars, host.name

@@ -6,23 +6,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
-import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
 from qbmolecule import STATE
+from qbmolecule import root_host as host
+from qbmolecule import wait_for as _wait_for
 
 IP = {"amc-mon-1": "10.240.95.11", "amc-mon-2": "10.240.95.12"}
 MEMBERS = tuple(IP)
 SINK_LOG = "/var/lib/qb-sink/alerts.jsonl"
-
-
-def host(name: str):
-    """docker exec as root: the checks act outside the playbooks' sudo."""
-    return testinfra.get_host(f"docker://root@{name}")
 
 
 def password() -> str:
@@ -62,15 +57,7 @@ def peers(member: str) -> list[str]:
 
 
 def wait_for(what: str, check, timeout: float = 90, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (requests.RequestException, subprocess.CalledProcessError, AssertionError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+    """qbmolecule's wait_for, with an API that does not answer yet (a member starting) or a
+    failed command counted as "not yet"."""
+    return _wait_for(what, check, timeout, every,
+                     retry_on=(requests.RequestException, subprocess.CalledProcessError, AssertionError))

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
 from qbmolecule import ENV, INVENTORY, PROJECT, STATE, flat, module, playbook, recap
+from qbmolecule import root_host as host
 
 __all__ = ["ENV", "INVENTORY", "PROJECT", "STATE", "flat", "host", "module", "playbook", "recap"]
 
@@ -22,12 +22,6 @@ IP = {
     "dbha-pg-1": "10.240.97.11", "dbha-pg-2": "10.240.97.12", "dbha-redis-1": "10.240.97.21",
     "dbha-redis-2": "10.240.97.22", "dbha-redis-3": "10.240.97.23", "dbha-app-1": "10.240.97.31",
 }
-
-
-def host(name: str):
-    """The test's own view of a host: docker exec as root, so the checks (which act as clients
-    and as an attacker) never go through the sudo the playbooks use and never reach its log."""
-    return testinfra.get_host(f"docker://root@{name}")
 
 
 def secret(kind: str, name: str) -> str:

@@ -5,26 +5,20 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import requests
-import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from qbmolecule import ENV, INVENTORY, PROJECT, STATE, flat, playbook, recap
+from qbmolecule import ENV, INVENTORY, PROJECT, STATE, flat, playbook, recap, wait_for
+from qbmolecule import root_host as host
 
-__all__ = ["ENV", "INVENTORY", "PROJECT", "STATE", "flat", "playbook", "recap"]
+__all__ = ["ENV", "INVENTORY", "PROJECT", "STATE", "flat", "host", "playbook", "recap", "wait_for"]
 
 IP = {"obs-mon-1": "10.240.98.10", "obs-pg-1": "10.240.98.11", "obs-pg-2": "10.240.98.12"}
 PROMETHEUS = f"http://{IP['obs-mon-1']}:9090"
 ALERTMANAGER = f"http://{IP['obs-mon-1']}:9093"
 SINK_LOG = "/var/lib/qb-sink/alerts.jsonl"
-
-
-def host(name: str):
-    """docker exec as root: the checks act as clients and attackers, outside the playbooks' sudo."""
-    return testinfra.get_host(f"docker://root@{name}")
 
 
 def secret(name: str) -> str:
@@ -42,18 +36,6 @@ def am(path: str, **params):
                      timeout=10)
     r.raise_for_status()
     return r.json()
-
-
-def wait_for(what: str, check, timeout: float = 120, every: float = 1.0):
-    """Poll `check` until it returns something truthy; fail naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
 def deliveries() -> list[dict]:
