@@ -1,12 +1,15 @@
 """Helpers shared by the molecule scenarios' testinfra checks: hosts by name, the project's
-playbooks and modules run against the scenario's inventory, and readers for their output."""
+playbooks and modules run against the scenario's inventory, readers for their output, and the
+secret scan every tier's hosts get (journal, /var/log, processes)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -23,6 +26,7 @@ ENV = {
     "ANSIBLE_MODULE_UTILS": str(PROJECT / "plugins" / "module_utils"),
     "ANSIBLE_FILTER_PLUGINS": str(PROJECT / "plugins" / "filter"),
     "ANSIBLE_LOOKUP_PLUGINS": str(PROJECT / "plugins" / "lookup"),
+    "ANSIBLE_ACTION_PLUGINS": str(PROJECT / "plugins" / "action"),
     "ANSIBLE_NOCOLOR": "1",
     "ANSIBLE_FORCE_COLOR": "0",
 }
@@ -94,3 +98,61 @@ def module(hostname: str, name: str, args: str, *extra: str) -> dict:
     result, out = module_run(hostname, name, args, *extra)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     return out
+
+
+def state_secrets(minimum: int) -> dict[str, str]:
+    """Every secret the run generated into the scenario's state (passwords, keys), by file: each
+    secrets/ file whole, and one base64 line of each private key (the CA's and the hosts')."""
+    found = {}
+    for path in (STATE / "secrets").rglob("*"):
+        if path.is_file():
+            found[str(path.relative_to(STATE))] = path.read_text().strip()
+    for key in (STATE / "pki").rglob("*.key"):
+        found[str(key.relative_to(STATE))] = key.read_text().splitlines()[2]
+    # a scan for nothing passes by itself: the state must hold what the tier generates
+    assert len(found) >= minimum and all(len(v) >= 16 for v in found.values()), sorted(found)
+    return found
+
+
+def hits(text: str, where: str, values: dict[str, str]) -> list[str]:
+    return [f"{name} in {where}" for name, value in values.items() if value in text]
+
+
+# every running process's command line and environment, one string a line
+_PROCESSES = r"""
+import glob
+for proc in glob.glob("/proc/[0-9]*"):
+    for name in ("cmdline", "environ"):
+        try:
+            data = open(proc + "/" + name, "rb").read()
+        except OSError:
+            continue
+        for part in data.split(b"\0"):
+            if part:
+                print(part.decode("utf-8", "replace"))
+"""
+
+
+def host_leaks(name: str, values: dict[str, str], processes: bool = True) -> list[str]:
+    """Where on a host any of `values` shows: its journal since boot (each sudo command line and
+    module invocation), every file under /var/log (the collector's shipped logs included) and,
+    with `processes`, the command lines and environments of what runs now. Read as root through
+    docker exec, so the scan itself leaves nothing in the host's logs."""
+
+    def run(*cmd: str) -> bytes:
+        return subprocess.run(["docker", "exec", name, *cmd], capture_output=True, check=True).stdout
+
+    found = hits(
+        run("journalctl", "--no-pager", "-o", "cat").decode("utf-8", "replace"), f"{name}'s journal", values
+    )
+    with tarfile.open(fileobj=io.BytesIO(run("tar", "-C", "/var/log", "-cf", "-", "."))) as tar:
+        files = [m for m in tar.getmembers() if m.isfile()]
+        assert files, f"{name}: nothing under /var/log"
+        for member in files:
+            text = tar.extractfile(member).read().decode("utf-8", "replace")
+            found += hits(text, f"{name}:/var/log/{member.name.lstrip('./')}", values)
+    if processes:
+        seen = run("python3", "-c", _PROCESSES).decode("utf-8", "replace")
+        assert "/sbin/init" in seen or "systemd" in seen, f"{name}: no process read"
+        found += hits(seen, f"{name}'s running command lines or environments", values)
+    return found

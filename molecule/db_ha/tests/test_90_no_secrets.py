@@ -4,12 +4,10 @@ converge and every drill (the journal keeps each sudo command line and each modu
 since boot), with command lines and environments sampled on every host while the data tier
 converges once more through the runner API (as CI drives it)."""
 
-import io
 import shlex
-import subprocess
-import tarfile
 
-from conftest import ENV, INVENTORY, PROJECT, STATE, host
+from conftest import ENV, INVENTORY, PROJECT, host
+from qbmolecule import hits, host_leaks, state_secrets
 
 from quantbot_infra import paths
 from quantbot_infra.runner import run_playbook
@@ -38,22 +36,6 @@ with open("SAMPLES", "w") as out:
 """.replace("SAMPLES", SAMPLES)
 
 
-def secrets() -> dict[str, str]:
-    found = {}
-    for path in (STATE / "secrets").rglob("*"):
-        if path.is_file():
-            found[str(path.relative_to(STATE))] = path.read_text().strip()
-    # the CA's private key: one of its base64 lines
-    for key in (STATE / "pki").rglob("*.key"):
-        found[str(key.relative_to(STATE))] = key.read_text().splitlines()[2]
-    assert len(found) >= 10 and all(len(v) >= 16 for v in found.values()), sorted(found)
-    return found
-
-
-def hits(text: str, where: str, values: dict[str, str]) -> list[str]:
-    return [f"{name} in {where}" for name, value in values.items() if value in text]
-
-
 def controller_files():
     """What runs leave on the controller: ansible-runner artifacts, the audit log, the fact cache."""
     state = paths.state_dir("dev", PROJECT)
@@ -63,7 +45,7 @@ def controller_files():
 
 
 def test_no_secret_in_journals_logs_processes_or_output(monkeypatch):
-    values = secrets()
+    values = state_secrets(minimum=10)
     # the molecule inventory, the project's ansible.cfg otherwise (fact cache, artifacts)
     for name in ("ANSIBLE_INVENTORY_ENABLED", "ANSIBLE_ROLES_PATH"):
         monkeypatch.setenv(name, ENV[name])
@@ -94,13 +76,7 @@ def test_no_secret_in_journals_logs_processes_or_output(monkeypatch):
         # the sampler saw the run: Ansible's modules and (on the Redis nodes) redis-cli
         assert "python3" in samples and "BECOME-SUCCESS" in samples, f"{name}: sampler saw no run"
         found += hits(samples, f"{name}'s command lines or process environments", values)
-        found += hits(h.check_output("journalctl --no-pager -o cat"), f"{name}'s journal", values)
-        logs = subprocess.run(["docker", "exec", name, "tar", "-C", "/var/log", "-cf", "-", "."],
-                              capture_output=True, check=True).stdout
-        with tarfile.open(fileobj=io.BytesIO(logs)) as tar:
-            for member in tar.getmembers():
-                if member.isfile():
-                    text = tar.extractfile(member).read().decode("utf-8", "replace")
-                    found += hits(text, f"{name}:/var/log/{member.name.lstrip('./')}", values)
+        # the sampler saw every process of the run; the journal and /var/log keep the rest
+        found += host_leaks(name, values, processes=False)
         h.run(f"rm -f {SAMPLES} /root/qb-sampler.py")
     assert not found, found

@@ -15,6 +15,7 @@ from conftest import (
     INVENTORY,
     IP,
     PROMETHEUS,
+    STATE,
     host,
     playbook,
     prom,
@@ -161,3 +162,21 @@ def test_status_cli_shows_every_host_and_target_up():
     assert status["targets_total"] == sum(len(h) for h in JOBS.values())
     assert status["targets_up"] == status["targets_total"] and status["targets_down"] == []
     assert rc == (3 if any(a["severity"] == "critical" for a in status["alerts"]) else 0)
+
+
+def test_make_ups_closing_summary_reads_the_live_prometheus(monkeypatch):
+    """The lines `make up` / `quantbot-infra up` end with, built from this scenario's inventory."""
+    from types import SimpleNamespace
+
+    from quantbot_infra import cli
+
+    monkeypatch.setenv("QB_PROMETHEUS_PASSWORD_FILE", str(STATE / "secrets" / "monitoring" / "prometheus-admin"))
+    inv = SimpleNamespace(environment="molecule", hosts=[
+        SimpleNamespace(name=name, groups=("monitoring",) if name == "obs-mon-1" else ("postgresql",),
+                        vars={"qb_private_ip": ip}) for name, ip in IP.items()])
+    where, targets = cli._monitoring_summary(inv)
+    assert where.startswith(f"prometheus: {PROMETHEUS}  alertmanager: {ALERTMANAGER}  (login admin")
+    total = sum(len(h) for h in JOBS.values())
+    m = re.fullmatch(rf"targets up {total}/{total}; firing alerts: (\d+)", targets)
+    # the Watchdog always fires
+    assert m and int(m.group(1)) >= 1, targets
