@@ -49,6 +49,7 @@ library = {root}/plugins/modules
 module_utils = {root}/plugins/module_utils
 filter_plugins = {root}/plugins/filter
 lookup_plugins = {root}/plugins/lookup
+action_plugins = {root}/plugins/action
 inventory_plugins = {root}/plugins/inventory
 collections_path = {root}/collections
 inventory = {root}/inventories/dev

@@ -64,16 +64,22 @@ def wireguard_site_routes(members, site, pool, sites=None):
     return _call(wireguard.site_routes, site, list(members), pool, sites or {})
 
 
-def firewall_rules(services, host_groups, groups, hostvars):
-    """``services | qb_firewall_rules(group_names, groups, hostvars)``: the host's accept rules."""
+def firewall_addresses(groups, hostvars):
+    """``groups | qb_firewall_addresses(hostvars)``: every inventory host's addresses. Computed
+    once for the play (``run_once``), so each host's rules read a dict, not every host's vars."""
     hosts = sorted({h for members in groups.values() for h in members})
-    addresses = _call(firewall.host_addresses, _plain(hostvars, hosts, firewall.ADDRESS_KEYS), hosts)
+    return _call(firewall.host_addresses, _plain(hostvars, hosts, firewall.ADDRESS_KEYS), hosts)
+
+
+def firewall_rules(services, host_groups, groups, addresses):
+    """``services | qb_firewall_rules(group_names, groups, addresses)``: the host's accept rules,
+    ``addresses`` from ``qb_firewall_addresses``."""
     # the topology inventory always has the built-in role groups; other inventories (molecule)
     # may leave the empty ones out
     known = {g: [] for g in BUILTIN_ROLE_GROUPS}
     known.update({g: list(m) for g, m in groups.items()})
     return _call(firewall.allow_rules, services, host_groups=list(host_groups), groups=known,
-                 addresses=addresses)
+                 addresses=dict(addresses))
 
 
 def firewall_admits(rules, address, port, proto="tcp"):
@@ -94,6 +100,7 @@ class FilterModule:
             "qb_wireguard_routed_subnets": wireguard_routed_subnets,
             "qb_wireguard_site_routes": wireguard_site_routes,
             "qb_vpn_remote_networks": vpn_remote_networks,
+            "qb_firewall_addresses": firewall_addresses,
             "qb_firewall_rules": firewall_rules,
             "qb_firewall_admits": firewall_admits,
             "qb_ssh_proxy_command": ssh_proxy_command,

@@ -37,10 +37,36 @@ def test_converge_reports_per_host_changes_and_streams_events(converged):
     assert "PasswordAuthentication no" in docker_exec("dev-app-01", "cat", "/etc/ssh/sshd_config").stdout
 
 
+def _package_tasks(events) -> dict[tuple[str, str], dict]:
+    """(host, task) -> result of every qb_packages task of a run."""
+    return {(e["event_data"]["host"], e["event_data"]["task"]): e["event_data"]["res"] for e in events
+            if e.get("event") == "runner_on_ok" and e["event_data"].get("task_action") == "qb_packages"}
+
+
 def test_second_converge_changes_nothing(converged, itest_inventory):
-    again = run_playbook("site", "dev", inventory=itest_inventory)
+    events = []
+    again = run_playbook("site", "dev", inventory=itest_inventory, on_event=events.append)
     assert again.ok
     assert {h: s.changed for h, s in again.hosts.items()} == {h: 0 for h in again.hosts}
+    # every role's packages are there: no install task called apt
+    installs = _package_tasks(events)
+    assert len(installs) >= 2 * 4 and {h for h, _ in installs} == set(HOSTS)
+    assert all(r["packages_missing"] == [] and r["msg"].startswith("already installed")
+               for r in installs.values())
+
+
+def test_a_package_removed_between_runs_is_installed_again(converged, itest_inventory):
+    # the fact cache still holds the previous run's package list, which names lsof
+    assert docker_exec("dev-app-02", "dpkg", "-r", "lsof").returncode == 0
+    events = []
+    again = run_playbook("site", "dev", inventory=itest_inventory, tags=["base"], on_event=events.append)
+    assert again.ok, again.failed_tasks
+    installs = _package_tasks(events)
+    assert installs["dev-app-02", "Install essential packages"]["packages_missing"] == ["lsof"]
+    assert installs["dev-app-02", "Install essential packages"]["changed"] is True
+    assert installs["dev-app-01", "Install essential packages"]["packages_missing"] == []
+    status = docker_exec("dev-app-02", "dpkg-query", "-W", "-f", "${Status}", "lsof")
+    assert status.stdout == "install ok installed"
 
 
 def test_check_mode_reports_drift_without_fixing_it(converged, itest_inventory):

@@ -218,3 +218,48 @@ class TestBastion:
         with pytest.raises(bastion.BastionError):
             bastion.proxy_command("u", "10.0.0.5", 70000)
 
+
+
+def _network_filters():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "plugins" / "filter" / "qb_network.py"
+    spec = importlib.util.spec_from_file_location("qb_network_filters", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.FilterModule().filters()
+
+
+class _CountingHostvars(dict):
+    """hostvars that count how often a host's variables are read (each read templates them)."""
+
+    reads = 0
+
+    def get(self, key, default=None):
+        type(self).reads += 1
+        return super().get(key, default)
+
+
+def test_firewall_rules_read_the_fleets_addresses_once_not_once_per_host():
+    f = _network_filters()
+    hosts = [f"app-{i:03d}" for i in range(200)] + ["pg-1", "mon-1"]
+    hostvars = _CountingHostvars({h: {"qb_private_ip": f"10.1.{i // 250}.{i % 250 + 1}"}
+                                  for i, h in enumerate(hosts)})
+    groups = {"all": hosts, "trading": hosts[:200], "postgresql": ["pg-1"], "monitoring": ["mon-1"]}
+    services = {"postgresql": {"ports": [5432], "on_groups": ["postgresql"], "from_groups": ["trading"]},
+                "node": {"ports": [9100], "on_groups": ["all"], "from_groups": ["monitoring"]}}
+    addresses = f["qb_firewall_addresses"](groups, hostvars)
+    assert _CountingHostvars.reads == len(hosts)
+    for name in hosts:
+        host_groups = [g for g, members in groups.items() if name in members and g != "all"]
+        rules = f["qb_firewall_rules"](services, host_groups, groups, addresses)
+        by = {r["name"]: r for r in rules}
+        assert "node" in by and by["node"]["ip"] == [hostvars["mon-1"]["qb_private_ip"] + "/32"]
+        if name == "pg-1":
+            # the 200 trading hosts, merged into as few networks as cover exactly them
+            import ipaddress
+            nets = [ipaddress.ip_network(n) for n in by["postgresql"]["ip"]]
+            assert sum(n.num_addresses for n in nets) == 200 and len(nets) < 20
+    # the rules of 202 hosts read no host's variables again
+    assert _CountingHostvars.reads == len(hosts)
