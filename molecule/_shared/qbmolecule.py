@@ -118,18 +118,28 @@ def hits(text: str, where: str, values: dict[str, str]) -> list[str]:
     return [f"{name} in {where}" for name, value in values.items() if value in text]
 
 
-# every running process's command line and environment, one string a line
-_PROCESSES = r"""
-import glob
-for proc in glob.glob("/proc/[0-9]*"):
-    for name in ("cmdline", "environ"):
-        try:
-            data = open(proc + "/" + name, "rb").read()
-        except OSError:
-            continue
-        for part in data.split(b"\0"):
-            if part:
-                print(part.decode("utf-8", "replace"))
+# Every process's command line and environment, each distinct string once, to the file named
+# by argv[1]: one pass, then again ten times a second for argv[2] seconds or until the marker
+# file /run/qb-sampler.stop appears (bounded, so a failed test leaves nothing running).
+PROCESS_SAMPLER = r"""
+import glob, os, sys, time
+seen, end = set(), time.time() + float(sys.argv[2])
+with open(sys.argv[1], "w") as out:
+    while True:
+        for proc in glob.glob("/proc/[0-9]*"):
+            for name in ("cmdline", "environ"):
+                try:
+                    data = open(proc + "/" + name, "rb").read()
+                except OSError:
+                    continue
+                for part in data.split(b"\0"):
+                    if part and part not in seen:
+                        seen.add(part)
+                        out.write(part.decode("utf-8", "replace") + "\n")
+        out.flush()
+        if time.time() >= end or os.path.exists("/run/qb-sampler.stop"):
+            break
+        time.sleep(0.1)
 """
 
 
@@ -152,7 +162,7 @@ def host_leaks(name: str, values: dict[str, str], processes: bool = True) -> lis
             text = tar.extractfile(member).read().decode("utf-8", "replace")
             found += hits(text, f"{name}:/var/log/{member.name.lstrip('./')}", values)
     if processes:
-        seen = run("python3", "-c", _PROCESSES).decode("utf-8", "replace")
+        seen = run("python3", "-c", PROCESS_SAMPLER, "/dev/stdout", "0").decode("utf-8", "replace")
         assert "/sbin/init" in seen or "systemd" in seen, f"{name}: no process read"
         found += hits(seen, f"{name}'s running command lines or environments", values)
     return found

@@ -7,33 +7,13 @@ converges once more through the runner API (as CI drives it)."""
 import shlex
 
 from conftest import ENV, INVENTORY, PROJECT, host
-from qbmolecule import hits, host_leaks, state_secrets
+from qbmolecule import PROCESS_SAMPLER, hits, host_leaks, state_secrets
 
 from quantbot_infra import paths
 from quantbot_infra.runner import run_playbook
 
 HOSTS = ("dbha-pg-1", "dbha-pg-2", "dbha-redis-1", "dbha-redis-2", "dbha-redis-3", "dbha-app-1")
 SAMPLES = "/root/qb-proc.samples"
-# every process's command line and environment, each distinct string once, ten times a second;
-# bounded in time, and stopped early by a marker file
-SAMPLER = r"""
-import glob, os, time
-seen, end = set(), time.time() + 300
-with open("SAMPLES", "w") as out:
-    while time.time() < end and not os.path.exists("/run/qb-sampler.stop"):
-        for proc in glob.glob("/proc/[0-9]*"):
-            for name in ("cmdline", "environ"):
-                try:
-                    data = open(proc + "/" + name, "rb").read()
-                except OSError:
-                    continue
-                for part in data.split(b"\0"):
-                    if part and part not in seen:
-                        seen.add(part)
-                        out.write(part.decode("utf-8", "replace") + "\n")
-        out.flush()
-        time.sleep(0.1)
-""".replace("SAMPLES", SAMPLES)
 
 
 def controller_files():
@@ -52,8 +32,9 @@ def test_no_secret_in_journals_logs_processes_or_output(monkeypatch):
     monkeypatch.setenv("ANSIBLE_PIPELINING", "1")
     for name in HOSTS:
         h = host(name)
-        h.check_output(f"rm -f /run/qb-sampler.stop; printf '%s' {shlex.quote(SAMPLER)} > /root/qb-sampler.py")
-        h.check_output("systemd-run --unit qb-sampler --collect python3 /root/qb-sampler.py")
+        script = shlex.quote(PROCESS_SAMPLER)
+        h.check_output(f"rm -f /run/qb-sampler.stop; printf '%s' {script} > /root/qb-sampler.py")
+        h.check_output(f"systemd-run --unit qb-sampler --collect python3 /root/qb-sampler.py {SAMPLES} 300")
     try:
         converge = run_playbook("data", "dev", inventory=INVENTORY, verbosity=1)
     finally:
