@@ -24,7 +24,7 @@ lint_s=$((SECONDS - suite_start))
 # Longest first, so that the lanes end together: the durations of the last run on this machine
 # where there are some, else the estimates below (seconds on a 2-core machine).
 # (measured with two lanes: each job runs about 1.5-2x as long as alone)
-declare -A estimate=([db_ha]=2010 [observability]=1440 [vpn_mesh]=945 [pytest]=570 [alertmanager_cluster]=300 [base]=120)
+declare -A estimate=([db_ha]=2000 [observability]=1380 [vpn_mesh]=1065 [pytest]=660 [alertmanager_cluster]=260 [base]=115)
 if [[ -s "$durations" ]]; then
   while read -r name seconds; do estimate[$name]=$seconds; done <"$durations"
 fi
