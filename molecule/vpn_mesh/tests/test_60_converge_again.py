@@ -1,10 +1,12 @@
-"""After every drill, the declared state is back and a re-run changes nothing."""
+"""After every drill (key rotation, a ruleset that cut the run off and was reverted, rulesets
+refused by nft's check) the declared state is back: a check run reports nothing to change on any
+host. Molecule's idempotence step already proved that a real second run changes nothing; a check
+run proves that the state the drills leave is the declared one, without a third full converge."""
 
 from conftest import playbook, recap
 
 
-def test_check_mode_then_real_run_report_no_change():
+def test_check_mode_reports_no_change_after_the_drills():
     checked = recap(playbook("network.yml", "--check").stdout)
-    assert {h: c["changed"] for h, c in checked.items()} == dict.fromkeys(checked, 0)
-    again = recap(playbook("network.yml").stdout)
-    assert {h: c["changed"] for h, c in again.items()} == dict.fromkeys(again, 0)
+    assert len(checked) >= 6
+    assert {h: (c["changed"], c["failed"]) for h, c in checked.items()} == dict.fromkeys(checked, (0, 0))
