@@ -73,6 +73,24 @@ def test_check_mode_reports_drift_without_fixing_it(converged, itest_inventory):
                        limit="dev-app-02")
     assert fix.hosts["dev-app-02"].changed >= 1
     assert "MaxRetentionSec=30day" in docker_exec("dev-app-02", "cat", conf).stdout
+    # the content is right but its mode and owner drifted: qb_template reads all three
+    assert docker_exec("dev-app-02", "sh", "-c", f"chmod 0600 {conf} && chown ansible {conf}").returncode == 0
+    fix = run_playbook("site", "dev", inventory=itest_inventory, tags=["base_journald"], limit="dev-app-02")
+    assert fix.hosts["dev-app-02"].changed >= 1
+    assert docker_exec("dev-app-02", "stat", "-c", "%a %U", conf).stdout.split() == ["644", "root"]
+
+
+def test_a_stopped_and_disabled_service_is_reported_by_check_mode_and_restored(converged, itest_inventory):
+    # qb_service reads the unit's state with one command: a unit that drifted must still show
+    assert docker_exec("dev-app-02", "sh", "-c", "systemctl disable --now chrony").returncode == 0
+    check = run_playbook("site", "dev", inventory=itest_inventory, check=True, tags=["base_chrony"],
+                         limit="dev-app-02")
+    assert check.ok and check.hosts["dev-app-02"].changed == 1
+    assert docker_exec("dev-app-02", "systemctl", "is-active", "chrony").stdout.strip() == "inactive"
+    fix = run_playbook("site", "dev", inventory=itest_inventory, tags=["base_chrony"], limit="dev-app-02")
+    assert fix.ok and fix.hosts["dev-app-02"].changed == 1
+    state = docker_exec("dev-app-02", "sh", "-c", "systemctl is-active chrony; systemctl is-enabled chrony")
+    assert state.stdout.split() == ["active", "enabled"]
 
 
 def test_failed_task_is_reported_with_host_and_message(itest_inventory):
