@@ -11,21 +11,13 @@ copy action's own code, unchanged.
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleActionFail
 from ansible.plugins.action.copy import ActionModule as CopyAction
 
-try:
-    from quantbot_infra import remote_files
-except ImportError as exc:  # pragma: no cover - depends on the controller's environment
-    remote_files = None
-    _MISSING = str(exc)
+from quantbot_infra import remote_files
 
 
 class ActionModule(CopyAction):
     def run(self, tmp=None, task_vars=None):
-        if remote_files is None:
-            raise AnsibleActionFail(f"the quantbot_infra package is not importable ({_MISSING}); "
-                                    "run 'make setup' and use the project's virtualenv")
         self._qb_seen = {}
         return super().run(tmp, task_vars)
 

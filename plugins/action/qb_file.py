@@ -10,34 +10,17 @@ the module's own.
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
-
-try:
-    from quantbot_infra import remote_files
-except ImportError as exc:  # pragma: no cover - depends on the controller's environment
-    remote_files = None
-    _MISSING = str(exc)
+from quantbot_infra import remote_files
+from quantbot_infra.read_first import ReadFirstAction
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
+class ActionModule(ReadFirstAction):
+    MODULE = "ansible.legacy.file"
 
-    def run(self, tmp=None, task_vars=None):
-        task_vars = task_vars or {}
-        result = super().run(tmp, task_vars)
-        if remote_files is None:
-            raise AnsibleActionFail(f"the quantbot_infra package is not importable ({_MISSING}); "
-                                    "run 'make setup' and use the project's virtualenv")
-        args = dict(self._task.args)
+    def settled(self, args):
         path = remote_files.file_plannable(args)
-        if path:
-            out = self._low_level_execute_command(remote_files.stat_command(path, checksum=False),
-                                                  sudoable=True)
-            stat = remote_files.parse_stat(out.get("rc", 1), out.get("stdout", ""), checksum=False)
-            if remote_files.holds(stat, args):
-                result.update(remote_files.unchanged(stat, path))
-                return result
-        result.update(self._execute_module(module_name="ansible.legacy.file", module_args=args,
-                                           task_vars=task_vars))
-        return result
+        if not path:
+            return None
+        stat = remote_files.parse_stat(*self.read(remote_files.stat_command(path, checksum=False)),
+                                       checksum=False)
+        return remote_files.unchanged(stat, path) if remote_files.holds(stat, args) else None

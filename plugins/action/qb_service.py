@@ -10,33 +10,17 @@ restarted, reloaded, masked, scope). Check and diff mode are the module's own.
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
-
-try:
-    from quantbot_infra import units
-except ImportError as exc:  # pragma: no cover - depends on the controller's environment
-    units = None
-    _MISSING = str(exc)
+from quantbot_infra import units
+from quantbot_infra.read_first import ReadFirstAction
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
+class ActionModule(ReadFirstAction):
+    MODULE = "ansible.legacy.systemd_service"
 
-    def run(self, tmp=None, task_vars=None):
-        task_vars = task_vars or {}
-        result = super().run(tmp, task_vars)
-        if units is None:
-            raise AnsibleActionFail(f"the quantbot_infra package is not importable ({_MISSING}); "
-                                    "run 'make setup' and use the project's virtualenv")
-        args = dict(self._task.args)
-        if units.plannable(args):
-            out = self._low_level_execute_command(units.state_command(str(args["name"])), sudoable=True)
-            state = units.parse_state(out.get("rc", 1), out.get("stdout", ""))
-            if units.holds(state, args):
-                result.update({k: v for k, v in args.items() if v is not None})
-                result.update(changed=False, msg="already as asked")
-                return result
-        result.update(self._execute_module(module_name="ansible.legacy.systemd_service",
-                                           module_args=args, task_vars=task_vars))
-        return result
+    def settled(self, args):
+        if not units.plannable(args):
+            return None
+        if not units.holds(units.parse_state(*self.read(units.state_command(str(args["name"])))), args):
+            return None
+        asked = {k: v for k, v in args.items() if v is not None}
+        return {**asked, "changed": False, "msg": "already as asked"}

@@ -9,13 +9,6 @@ module: qb_copy
 short_description: Copy a file or content to a host, with no module call when it is already there
 description:
   - Takes the arguments of M(ansible.builtin.copy) and means the same.
-  - The destination is read with one shell command (its type, mode, owner, group and SHA-1);
-    when the file's content, mode, owner and group already are as declared, the task reports
-    C(ok) without starting Python on the host. Ansible's own action reads it with the stat
-    module and then holds the attributes with the file module, two module calls per file.
-  - Anything else (a file that differs, a missing file, a link, a directory as destination, a
-    symbolic mode, SELinux or C(chattr) attributes) takes M(ansible.builtin.copy)'s own path;
-    validation, backup, diff and check mode are its own.
 options:
   src:
     description: As for M(ansible.builtin.copy).
@@ -23,34 +16,7 @@ options:
   content:
     description: As for M(ansible.builtin.copy).
     type: str
-  dest:
-    description: As for M(ansible.builtin.copy).
-    type: path
-    required: true
-  mode:
-    description: As for M(ansible.builtin.copy); an octal mode is judged without a module call, other forms go to the module.
-    type: raw
-  owner:
-    description: As for M(ansible.builtin.copy).
-    type: str
-  group:
-    description: As for M(ansible.builtin.copy).
-    type: str
-  validate:
-    description: As for M(ansible.builtin.copy); runs only when the file changes.
-    type: str
-  backup:
-    description: As for M(ansible.builtin.copy).
-    type: bool
-    default: false
-  force:
-    description: As for M(ansible.builtin.copy).
-    type: bool
-    default: true
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: full}
-extends_documentation_fragment: []
+extends_documentation_fragment: [qb_destination]
 """
 
 EXAMPLES = r"""
@@ -68,14 +34,7 @@ checksum:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-
-def main() -> None:
-    module = AnsibleModule(argument_spec={}, supports_check_mode=True, bypass_checks=True)
-    module.fail_json(msg="qb_copy runs through its action plugin; the action plugin path is "
-                         "not configured (plugins/action in ansible.cfg)")
-
+from ansible.module_utils.qb_action_only import refuse
 
 if __name__ == "__main__":
-    main()
+    refuse("qb_copy")

@@ -54,14 +54,7 @@ state:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-
-def main() -> None:
-    module = AnsibleModule(argument_spec={}, supports_check_mode=True, bypass_checks=True)
-    module.fail_json(msg="qb_file runs through its action plugin; the action plugin path is "
-                         "not configured (plugins/action in ansible.cfg)")
-
+from ansible.module_utils.qb_action_only import refuse
 
 if __name__ == "__main__":
-    main()
+    refuse("qb_file")
