@@ -7,7 +7,8 @@ Sections (each one skipped with a one-line reason when what it needs is missing)
   --list`` and ``--graph``, without and with the inventory cache;
 - ``runner``: the runner API's overhead over plain ``ansible-playbook`` for the same playbook;
 - ``converge``: a no-change converge of ``site.yml`` on the dev fleet (``make up`` first) with
-  stock settings, the project's, and the project's with Mitogen (opt-in, reported when installed),
+  stock Ansible (default settings, the builtin modules in place of the roles' qb_* actions), the
+  project (its ansible.cfg and actions), and the project with Mitogen (opt-in, reported when installed),
   interleaved round by round; then one profiled run (slowest tasks and roles);
 - ``first``: (only with ``--first``) the same three rows on fresh hosts: each row removes and
   recreates the dev fleet, then converges it once;
@@ -41,7 +42,8 @@ SECTIONS = ("inventory", "runner", "converge", "profile", "first", "suite")
 
 # Stock Ansible: only what the project needs to be found at all (its roles, plugins and
 # collections, the topology inventory); everything else at ansible-core's defaults (5 forks,
-# no pipelining, facts gathered by every play, no fact cache).
+# no pipelining, facts gathered by every play, no fact cache). The roles' qb_* actions are
+# Ansible's own modules here (STOCK_ACTIONS): the same roles, run as stock Ansible runs them.
 STOCK_CFG = """\
 [defaults]
 roles_path = {root}/roles
@@ -49,7 +51,7 @@ library = {root}/plugins/modules
 module_utils = {root}/plugins/module_utils
 filter_plugins = {root}/plugins/filter
 lookup_plugins = {root}/plugins/lookup
-action_plugins = {root}/plugins/action
+action_plugins = {stock_actions}
 inventory_plugins = {root}/plugins/inventory
 collections_path = {root}/collections
 inventory = {root}/inventories/dev
@@ -190,12 +192,39 @@ def bench_runner(rounds: int, work: Path) -> dict[str, Any]:
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
+# each of the project's actions, as the builtin it stands in for: the builtin's own action
+# (template, copy) or its module run directly (file, systemd_service, apt)
+STOCK_ACTIONS = {
+    "qb_template": "from ansible.plugins.action.template import ActionModule  # noqa: F401\n",
+    "qb_copy": "from ansible.plugins.action.copy import ActionModule  # noqa: F401\n",
+    **{name: textwrap.dedent(f"""\
+        from ansible.plugins.action import ActionBase
+
+
+        class ActionModule(ActionBase):
+            def run(self, tmp=None, task_vars=None):
+                result = super().run(tmp, task_vars)
+                result.update(self._execute_module(module_name="ansible.legacy.{module}",
+                                                   module_args=dict(self._task.args), task_vars=task_vars))
+                return result
+        """) for name, module in (("qb_file", "file"), ("qb_service", "systemd_service"),
+                                  ("qb_packages", "apt"))},
+}
+
+
 def settings(work: Path) -> dict[str, dict[str, str] | None]:
+    actions = work / "stock_actions"
+    actions.mkdir(exist_ok=True)
+    for name, code in STOCK_ACTIONS.items():
+        (actions / f"{name}.py").write_text(code)
+    missing = {p.stem for p in (ROOT / "plugins" / "action").glob("qb_*.py")} - set(STOCK_ACTIONS)
+    if missing:
+        raise SystemExit(f"bench: no stock stand-in for the project's actions {sorted(missing)}")
     stock = work / "stock.cfg"
-    stock.write_text(STOCK_CFG.format(root=ROOT))
+    stock.write_text(STOCK_CFG.format(root=ROOT, stock_actions=actions))
     rows: dict[str, dict[str, str] | None] = {
-        "stock settings": {"ANSIBLE_CONFIG": str(stock)},
-        "project settings": {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+        "stock Ansible": {"ANSIBLE_CONFIG": str(stock)},
+        "project": {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
     }
     try:
         # opt-in: installed by the user, never by the project
@@ -293,7 +322,7 @@ def bench_converge(rounds: int, work: Path, logs: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"hosts": len(hosts)}
     runs: dict[str, list[dict[str, Any]]] = {}
     # a first run of the project's settings so every row starts from a converged fleet
-    warm = converge(rows["project settings"], logs / "converge-warm.log")
+    warm = converge(rows["project"], logs / "converge-warm.log")
     if warm["rc"]:
         return {"failed": f"the dev fleet does not converge (see {warm['log']})"}
     for i in range(rounds):
@@ -309,7 +338,7 @@ def bench_converge(rounds: int, work: Path, logs: Path) -> dict[str, Any]:
             out[name] = {"skipped": "Mitogen is not installed (opt-in row: install it in the venv to see it)"}
             continue
         out[name] = {"median_s": median([r["seconds"] for r in runs[name]]), "runs": runs[name]}
-    base = out["stock settings"]["median_s"]
+    base = out["stock Ansible"]["median_s"]
     for name in rows:
         if "median_s" in out[name]:
             out[name]["speedup_vs_stock"] = round(base / out[name]["median_s"], 2)
