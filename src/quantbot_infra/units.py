@@ -14,6 +14,8 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 MARK = "QB_UNIT"
 # what the fast path judges; any other argument (daemon_reload, masked, scope, force, no_block,
 # restarted or reloaded states) goes to the module
@@ -61,10 +63,15 @@ def holds(state: dict[str, Any] | None, args: dict[str, Any]) -> bool:
         return False
     enabled = args.get("enabled")
     if enabled is not None:
+        # as the module reads it: "no" is false; a value that is no boolean is the module's to refuse
+        try:
+            enabled = boolean(enabled, strict=True)
+        except TypeError:
+            return False
         # as the module: `is-enabled` saying enabled settles it; disabled is left to the module
         # where a SysV script may still enable the service
         if state["enabled"] == "enabled":
-            return bool(enabled)
+            return enabled
         if state["enabled"] != "disabled" or state["initd"]:
             return False
         return not enabled

@@ -32,6 +32,11 @@ def judged(stdout, **args):
     (STATIC, {"enabled": True}, False),  # static, alias, indirect: the module knows
     (MISSING, {"state": "stopped"}, False),  # the module reports a missing unit
     (MASKED, {"state": "stopped"}, False),
+    # enabled as a templated value reads as the module reads it
+    (PG, {"enabled": "yes"}, True),
+    (PG, {"enabled": "no"}, False),
+    (STOPPED, {"enabled": "false"}, True),
+    (PG, {"enabled": "maybe"}, False),  # not a boolean: the module refuses it
 ])
 def test_the_module_is_skipped_only_when_the_unit_already_is_as_asked(stdout, args, held):
     assert judged(stdout, **args) is held
