@@ -4,7 +4,8 @@
 Sections (each one skipped with a one-line reason when what it needs is missing):
 
 - ``inventory``: topologies of 1,000 and 10,000 hosts: the plugin's parse, ``ansible-inventory
-  --list`` and ``--graph``, without and with the inventory cache;
+  --list`` and ``--graph``, without and with the inventory cache; beside them ansible-core's floor,
+  ``--list`` of an INI file of as many hosts without any variable;
 - ``runner``: the runner API's overhead over plain ``ansible-playbook`` for the same playbook;
 - ``converge``: a no-change converge of ``site.yml`` on the dev fleet (``make up`` first) with
   stock Ansible (default settings, the builtin modules in place of the roles' qb_* actions), the
@@ -130,6 +131,9 @@ print("parse_seconds", round(time.monotonic() - start, 3))
 """
 
 
+FLOOR_ROW = "ansible-inventory --list, INI, no vars (floor)"
+
+
 def bench_inventory(rounds: int, work: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for hosts in (1000, 10000):
@@ -142,6 +146,12 @@ def bench_inventory(rounds: int, work: Path) -> dict[str, Any]:
         env_cache = {"ANSIBLE_INVENTORY_CACHE": "true",
                      "ANSIBLE_INVENTORY_CACHE_PLUGIN": "ansible.builtin.jsonfile",
                      "ANSIBLE_INVENTORY_CACHE_CONNECTION": str(cache_dir)}
+        # ansible-core's own cost for as many hosts: one INI file, one group, no variable at all;
+        # no inventory plugin can make `--list` faster than this
+        floor = work / f"ini{hosts}" / "hosts.ini"
+        floor.parent.mkdir()
+        floor.write_text("[fleet]\n" + "".join(f"h{i:05d}\n" for i in range(hosts)))
+        env_floor = {"ANSIBLE_INVENTORY_ENABLED": "ansible.builtin.ini", **env_plain}
         # warm the cache once, so the cached rows measure a hit
         run([BIN / "ansible-inventory", "-i", inv_dir, "--list"], env_cache)
         for _ in range(rounds):
@@ -156,6 +166,10 @@ def bench_inventory(rounds: int, work: Path) -> dict[str, Any]:
                     if rc:
                         raise SystemExit(f"ansible-inventory {flag} failed:\n{text[-2000:]}")
                     rows.setdefault(f"ansible-inventory {flag}" + label, []).append(took)
+            took, rc, text = run([BIN / "ansible-inventory", "-i", floor, "--list"], env_floor)
+            if rc:
+                raise SystemExit(f"ansible-inventory --list of {floor} failed:\n{text[-2000:]}")
+            rows.setdefault(FLOOR_ROW, []).append(took)
         out[str(hosts)] = {name: {"median_s": median(v), "runs_s": v} for name, v in rows.items()}
     return out
 

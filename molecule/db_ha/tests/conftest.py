@@ -60,23 +60,25 @@ class Writer:
     """A client on the app host that inserts one row at a time through a pgBouncer with the
     application's login (password in a 0600 .pgpass, never on a command line or in an
     environment) and records each acknowledged commit with the time it was acknowledged.
-    Each attempt gives up after 3 s; the loop stops by itself after `seconds`."""
+    Each attempt gives up after 3 s. The loop stops at the end of the commit in flight when told
+    (`finish`: once writes have resumed after the fault), or by itself after `seconds`."""
 
     def __init__(self, table: str, via: str, seconds: int, password: str, unit: str = "qb-drill-writer"):
         self.app, self.table, self.unit = host("dbha-app-1"), table, unit
-        self.log = f"/root/{unit}.acked"
+        self.log, self.stop_file = f"/root/{unit}.acked", f"/root/{unit}.stop"
         ok = psql("dbha-app-1", f"CREATE TABLE IF NOT EXISTS {table} (id bigint PRIMARY KEY); TRUNCATE {table}",
                   host_ip=self._primary_ip(), password=password)
         assert ok.rc == 0, ok.stderr
         self.app.check_output(f"umask 077; printf '%s' {shlex.quote(f'*:6432:marketdata:marketdata:{password}')}"
                               " > /root/.pgpass")
         loop = (
-            f"i=0; end=$((SECONDS + {seconds})); while [ $SECONDS -lt $end ]; do i=$((i + 1)); "
+            f"i=0; end=$((SECONDS + {seconds})); while [ $SECONDS -lt $end ] && [ ! -e {self.stop_file} ]; "
+            f"do i=$((i + 1)); "
             f"timeout 3 psql -X -q -At -w 'host={IP[via]} port=6432 dbname=marketdata user=marketdata "
             f"sslmode=require connect_timeout=2' -c \"INSERT INTO {table} VALUES ($i)\" >/dev/null 2>&1 "
             f"&& echo \"$i $(date +%s.%N)\" >> {self.log}; sleep 0.1; done"
         )
-        self.app.check_output(f"rm -f {self.log}; printf '%s' {shlex.quote(loop)} > /root/{unit}.sh")
+        self.app.check_output(f"rm -f {self.log} {self.stop_file}; printf '%s' {shlex.quote(loop)} > /root/{unit}.sh")
         self.app.check_output(f"systemd-run --unit {unit} --collect /bin/bash /root/{unit}.sh")
 
     @staticmethod
@@ -89,6 +91,15 @@ class Writer:
     def acked(self) -> list[tuple[int, float]]:
         out = self.app.run(f"cat {self.log}").stdout.split("\n")
         return [(int(i), float(t)) for i, t in (line.split() for line in out if line.strip())]
+
+    def finish(self, after: float, writes: int = 15, timeout: float = 60) -> list[tuple[int, float]]:
+        """Stop once `writes` commits were acknowledged after `after` (the app host's clock),
+        or after `timeout` s; the acknowledged commits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and sum(t > after for _, t in self.acked()) < writes:
+            time.sleep(1)
+        self.app.check_output(f"touch {self.stop_file}")
+        return self.wait()
 
     def wait(self) -> list[tuple[int, float]]:
         for _ in range(300):

@@ -19,7 +19,7 @@ def test_failover_drill_loses_no_committed_row(app_password):
     started = now("dbha-app-1")
     report = failover("-e", "dr_rpo_table=marketdata.market.drill")
     assert (report["old"], report["new"], report["state"]) == ("dbha-pg-1", "dbha-pg-2", "running"), report
-    acked = writer.wait()
+    acked = writer.finish(after=now("dbha-app-1"))
     missing = lost(acked, "dbha-pg-2", writer.table)
     print(f"drill planned failover: RTO {report['rto']} s (client: {writer.outage(started)} s), RPO {report['rows']} "
           f"rows / {report['transactions']} transactions / {report['wal_bytes']} WAL bytes, {len(missing)} of "

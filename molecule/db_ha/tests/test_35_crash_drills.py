@@ -47,7 +47,7 @@ def test_sigkill_of_the_primary_fails_over_rejoins_and_loses_no_acknowledged_com
     report = failover()
     assert (report["old"], report["new"], report["state"]) == (primary, replica, "crashed")
     assert report["transactions"].isdigit() and report["wal_bytes"].isdigit(), report
-    acked = writer.wait()
+    acked = writer.finish(after=now("dbha-app-1"))
     missing = lost(acked, replica, writer.table)
     outage = writer.outage(killed_at)
     print(f"drill SIGKILL primary postmaster: client RTO {outage} s (playbook: {report['rto']} s from its "
@@ -71,7 +71,7 @@ def test_only_replica_killed_writes_wait_for_it_and_none_is_lost(app_password):
     stalled = [i for i, t in writer.acked() if killed_at + 3.5 < t]
     restarted_at = now(replica)
     host(replica).check_output("systemctl start postgresql@15-main")
-    acked = writer.wait()
+    acked = writer.finish(after=restarted_at, writes=10)
     missing = lost(acked, primary, writer.table)
     resumed = round(min(t for _, t in acked if t > restarted_at) - restarted_at, 2)
     print(f"drill SIGKILL only replica: {len(stalled)} commits acknowledged while it was down, writes resumed "
@@ -93,7 +93,7 @@ def test_primary_host_killed_fails_over_and_the_returned_host_rejoins(app_passwo
     report = failover()
     assert (report["old"], report["new"], report["state"]) == (primary, replica, "unreachable")
     assert report["rest"].startswith(", rejoin it"), report
-    acked = writer.wait()
+    acked = writer.finish(after=now("dbha-app-1"))
     missing = lost(acked, replica, writer.table)
     outage = writer.outage(killed_at)
     print(f"drill primary host killed: client RTO {outage} s (playbook: {report['rto']} s from its start), "
