@@ -1,8 +1,9 @@
-"""Action qb_file: ansible.builtin.file, called only when a directory or an absent path is not
-already as the task asks.
+"""Action qb_file: ansible.builtin.file, called only when a directory, an existing file's
+attributes or an absent path are not already as the task asks.
 
 A thin shim over quantbot_infra.remote_files: for a task asking for a directory (with mode,
-owner, group) or for nothing to be at a path, one shell command reads the path; the task
+owner, group), for an existing file's mode, owner and group, or for nothing to be at a path,
+one shell command reads the path; the task
 reports ok without starting Python on the host when it already is as asked, and runs the file
 module, unchanged, otherwise (and for every other state or argument). Check and diff mode are
 the module's own.

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: qb_file
-short_description: Keep a directory (or nothing) at a path, calling the file module only when it is not
+short_description: Keep a directory, a file's attributes or nothing at a path, calling the file module only when it is not
 description:
   - Takes the arguments of M(ansible.builtin.file) and means the same.
-  - For O(state=directory) and O(state=absent), one shell command reads the path's type, mode,
+  - For O(state=directory), O(state=file) (an existing file's mode, owner and group) and
+    O(state=absent), one shell command reads the path's type, mode,
     owner and group (no Python started on the host); the task reports C(ok) when the path
     already is as asked and runs M(ansible.builtin.file) otherwise.
   - Every other state, and any argument the reader does not judge (O(recurse), O(src),

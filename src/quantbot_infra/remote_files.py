@@ -6,7 +6,8 @@ with the stat module, and when the checksums match calls the file module to hold
 two module calls for a file that is already right. The qb_copy and qb_template actions ask these
 functions instead: one command (POSIX sh, coreutils' stat and sha1sum) reads type, mode, owner,
 group and checksum, and the file module is skipped when every attribute the task names already
-holds. The qb_file action asks them for directories and absent paths. Anything they cannot
+holds. The qb_file action asks them for directories, existing files' attributes and absent
+paths. Anything they cannot
 judge (a link, a mode in symbolic form, SELinux or chattr attributes, output they do not
 understand) answers ``None``/``False``, and the action takes Ansible's own path.
 """
@@ -105,9 +106,10 @@ FILE_JUDGED = {"path", "dest", "name", "state", "mode", "owner", "group", *UNREA
 
 
 def file_plannable(args: dict[str, Any]) -> str | None:
-    """The path of a file task that asks for a directory or for nothing to be there, when the
-    reader can judge it; ``None`` otherwise."""
-    if args.get("state") not in ("directory", "absent"):
+    """The path of a file task that asks for a directory, for the attributes of an existing
+    file (state file, named) or for nothing to be there, when the reader can judge it; ``None``
+    otherwise."""
+    if args.get("state") not in ("directory", "file", "absent"):
         return None
     if any(v not in (None, False, "") for k, v in args.items() if k not in FILE_JUDGED):
         return None

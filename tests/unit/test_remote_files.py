@@ -87,6 +87,8 @@ ABSENT = {"exists": False, "isdir": False, "islnk": False, "isreg": False, "chec
     (DIR, {"path": "/d", "state": "directory", "mode": "0755"}, False),
     (STAT, {"path": "/d", "state": "directory"}, False),  # a file where a directory belongs
     (DIR, {"path": "/d", "state": "file"}, False),
+    (STAT, {"path": "/d", "state": "file"}, True),
+    (ABSENT, {"path": "/d", "state": "file"}, False),  # the module's own error: no such file
     (ABSENT, {"path": "/d", "state": "absent"}, True),
     (STAT, {"path": "/d", "state": "absent"}, False),
     (ABSENT, {"path": "/d", "state": "directory"}, False),
@@ -103,9 +105,11 @@ def test_directories_and_absent_paths(stat, args, held):
     ({"path": "/d", "state": "directory", "recurse": True}, None),
     ({"path": "/d", "state": "touch"}, None),
     ({"path": "/d", "state": "link", "src": "/e"}, None),
+    ({"path": "/d", "state": "file", "mode": "0640", "group": "ssl-cert"}, "/d"),
+    # without a state the module guesses one from what is there: its own call
     ({"path": "/d"}, None),
 ])
-def test_only_directories_and_absent_paths_take_the_fast_path(args, path):
+def test_only_directories_files_and_absent_paths_take_the_fast_path(args, path):
     assert remote_files.file_plannable(args) == path
 
 

@@ -1,0 +1,38 @@
+"""Filters of the pki role: thin shims over quantbot_infra.certificates."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+try:
+    from quantbot_infra import certificates
+except ImportError as exc:  # pragma: no cover - depends on the controller's environment
+    _MISSING = str(exc)
+    certificates = None
+
+
+def _package():
+    if certificates is None:
+        raise AnsibleFilterError(f"the quantbot_infra package is not importable ({_MISSING}); "
+                                 "run 'make setup' and use the project's virtualenv")
+    return certificates
+
+
+def qb_pki_read_command(pki_dir):
+    """The shell command that prints a host's certificate and the public half of its key."""
+    return _package().read_command(str(pki_dir))
+
+
+def qb_certificate_mismatch(output, ca_pem, common_name, subject_alt_names, renew_margin_days):
+    """Why the certificate read by ``qb_pki_read_command`` is not what the role would issue;
+    "" when it is (key, names, usages, the CA's signature, time left)."""
+    return _package().mismatch(str(output), str(ca_pem), str(common_name),
+                               [str(n) for n in subject_alt_names], int(renew_margin_days))
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "qb_pki_read_command": qb_pki_read_command,
+            "qb_certificate_mismatch": qb_certificate_mismatch,
+        }
