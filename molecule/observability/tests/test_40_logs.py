@@ -34,8 +34,10 @@ AWAY = 20  # seconds: longer than the clients' retry interval, so lines wait in 
 def test_lines_written_while_the_collector_is_away_all_arrive():
     marker = f"qb-outage-{uuid.uuid4().hex}"
     source = host("obs-pg-1")
+    asked = time.monotonic()
     host(COLLECTOR).run("systemctl stop rsyslog.service syslog.socket")
     stopped = time.monotonic()
+    print(f"\ncollector's rsyslog stopped {stopped - asked:.1f} s after it was asked to")
     written = 0
     try:
         while time.monotonic() - stopped < AWAY:
