@@ -6,28 +6,25 @@ from ansible.errors import AnsibleFilterError
 
 try:
     from quantbot_infra import certificates
+    from quantbot_infra.filters import call as _call
 except ImportError as exc:  # pragma: no cover - depends on the controller's environment
     _MISSING = str(exc)
-    certificates = None
 
-
-def _package():
-    if certificates is None:
+    def _call(*_args, **_kwargs):
         raise AnsibleFilterError(f"the quantbot_infra package is not importable ({_MISSING}); "
                                  "run 'make setup' and use the project's virtualenv")
-    return certificates
 
 
 def qb_pki_read_command(pki_dir):
     """The shell command that prints a host's certificate and the public half of its key."""
-    return _package().read_command(str(pki_dir))
+    return _call(certificates.read_command, str(pki_dir))
 
 
 def qb_certificate_mismatch(output, ca_pem, common_name, subject_alt_names, renew_margin_days):
     """Why the certificate read by ``qb_pki_read_command`` is not what the role would issue;
     "" when it is (key, names, usages, the CA's signature, time left)."""
-    return _package().mismatch(str(output), str(ca_pem), str(common_name),
-                               [str(n) for n in subject_alt_names], int(renew_margin_days))
+    return _call(certificates.mismatch, str(output), str(ca_pem), str(common_name),
+                 [str(n) for n in subject_alt_names], int(renew_margin_days))
 
 
 class FilterModule:

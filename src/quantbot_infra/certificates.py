@@ -34,20 +34,19 @@ def read_command(pki_dir: str) -> str:
             f"openssl pkey -in {d}/{KEY_FILE} -pubout; fi; exit 0")
 
 
-def _san_names(cert: x509.Certificate) -> set[str]:
-    try:
-        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return set()
-    names = {f"DNS:{n}" for n in ext.get_values_for_type(x509.DNSName)}
-    return names | {f"IP:{ip}" for ip in ext.get_values_for_type(x509.IPAddress)}
-
-
 def _extension(cert: x509.Certificate, kind):
     try:
         return cert.extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
         return None
+
+
+def _san_names(cert: x509.Certificate) -> set[str]:
+    ext = _extension(cert, x509.SubjectAlternativeName)
+    if ext is None:
+        return set()
+    names = {f"DNS:{n}" for n in ext.get_values_for_type(x509.DNSName)}
+    return names | {f"IP:{ip}" for ip in ext.get_values_for_type(x509.IPAddress)}
 
 
 def mismatch(output: str, ca_pem: str, common_name: str, subject_alt_names: list[str],
