@@ -74,6 +74,7 @@ replication:
     sync_replicas: {description: Names of replicas in sync or quorum state, type: list}
     synchronous_standby_names: {description: The server's setting, type: str}
     max_replay_lag_bytes: {description: "Primary: largest replay lag among its replicas", type: int}
+    standby_signal: {description: "The data directory holds standby.signal (the cluster starts as a standby)", type: bool}
 """
 
 import json
@@ -137,10 +138,12 @@ def main():
     )
     params = module.params
 
-    def done(summary):
-        module.exit_json(changed=False, replication=summary, ansible_facts={"qb_pg_replication": summary})
-
     data_dir = params["data_directory"]
+
+    def done(summary):
+        # a standby's marker file, whatever the server's state: the role reads it with the rest
+        summary["standby_signal"] = os.path.isfile(os.path.join(data_dir, "standby.signal"))
+        module.exit_json(changed=False, replication=summary, ansible_facts={"qb_pg_replication": summary})
     if not os.path.isfile(os.path.join(data_dir, "PG_VERSION")):
         done(absent("absent"))
     if not HAS_PSYCOPG2:
