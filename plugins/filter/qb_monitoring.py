@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
-try:
-    from quantbot_infra import monitoring
-    from quantbot_infra.filters import call as _call
-except ImportError as exc:  # pragma: no cover - depends on the controller's environment
-    _MISSING = str(exc)
-
-    def _call(*_args, **_kwargs):
-        raise AnsibleFilterError(f"the quantbot_infra package is not importable ({_MISSING}); "
-                                 "run 'make setup' and use the project's virtualenv")
+from quantbot_infra import monitoring
+from quantbot_infra.filters import call as _call
 
 
 def qb_file_sd(jobs, groups, hostvars):

@@ -7,18 +7,9 @@ from __future__ import annotations
 
 import os
 
-from ansible.errors import AnsibleFilterError
-
-try:
-    from quantbot_infra import bastion, firewall, wireguard
-    from quantbot_infra.filters import call as _call
-    from quantbot_infra.topology import BUILTIN_ROLE_GROUPS
-except ImportError as exc:  # pragma: no cover - depends on the controller's environment
-    _MISSING = str(exc)
-
-    def _call(*_args, **_kwargs):
-        raise AnsibleFilterError(f"the quantbot_infra package is not importable ({_MISSING}); "
-                                 "run 'make setup' and use the project's virtualenv")
+from quantbot_infra import bastion, firewall, wireguard
+from quantbot_infra.filters import call as _call
+from quantbot_infra.topology import BUILTIN_ROLE_GROUPS
 
 
 def _plain(hostvars, hosts, keys):

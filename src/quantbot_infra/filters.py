@@ -1,5 +1,9 @@
 """What the project's filter plugins share: a call into the package whose ValueError (a message
-that says what to fix) becomes the AnsibleFilterError a playbook reports."""
+that says what to fix) becomes the AnsibleFilterError a playbook reports.
+
+The filter plugins import the package plainly: on a controller without it (not the project's
+virtualenv), Ansible skips the plugin with a warning that names the missing module, and the
+topology inventory plugin stops the run before any play with the same hint as `make setup`."""
 
 from __future__ import annotations
 

@@ -26,6 +26,9 @@ REWIND_FUNCTIONS = (
     "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
 )
 REWIND_LOGIN, MONITOR_LOGIN, MONITOR_ROLE = "rewind", "prometheus", "pg_monitor"
+# what the role grants, from the same names the read checks
+GRANT_SQL = "".join(f"GRANT EXECUTE ON FUNCTION {f} TO {REWIND_LOGIN};\n" for f in REWIND_FUNCTIONS) + (
+    f"GRANT {MONITOR_ROLE} TO {MONITOR_LOGIN};\n")
 # role_attr_flags keyword -> pg_authid column
 _FLAGS = {
     "LOGIN": "rolcanlogin", "REPLICATION": "rolreplication", "SUPERUSER": "rolsuper",
@@ -195,6 +198,8 @@ def plan(output: str, logins: list[dict], passwords: dict, databases: list[dict]
       the names to apply;
     - ``databases``: [{name, owner}] -> the names to apply; with ``users`` ([{name,
       databases}]) -> the CONNECT grants to apply, as ``connect_grants`` lists them;
+    - ``grants``: whether pg_rewind's function grants and the exporter's pg_monitor are in
+      place; ``grant_sql``: the statements that put them there;
     - ``slots``: slots that must exist -> those missing; ``stale_slot``: must not exist;
     - ``marketdata_owner``: where the market-data database is managed, its owner -> whether
       each schema and the extension need their module, and the tick table's state.
@@ -209,6 +214,7 @@ def plan(output: str, logins: list[dict], passwords: dict, databases: list[dict]
         "read": bool(cluster),
         "superuser_local": "synchronous_commit=local" in postgres_config,
         "grants": bool(cluster) and _grants_settled(cluster),
+        "grant_sql": GRANT_SQL,
         "logins": [login["name"] for login in logins
                    if not login_settled(roles, login["name"], _flags_of(login),
                                         passwords.get(login["name"]))],

@@ -37,7 +37,8 @@ def edited(change) -> str:
 def test_a_settled_primary_needs_no_module():
     p = plan(logins=[*SYSTEM, {"name": "fixture_login"}], passwords={"fixture_login": "fixture-password"})
     assert p == {
-        "read": True, "superuser_local": True, "grants": True, "logins": [], "databases": [],
+        "read": True, "superuser_local": True, "grants": True, "grant_sql": pg_catalog.GRANT_SQL,
+        "logins": [], "databases": [],
         "privileges": [], "slots": [], "stale_slot": False,
         "marketdata": {"partman_schema": False, "partman_extension": False, "market_schema": False,
                        "ticks_created": True,
@@ -103,6 +104,21 @@ def test_missing_database_grants_and_slots_are_listed():
     assert p["databases"] == ["marketdata"] and p["slots"] == ["dbha_pg_2"] and p["stale_slot"]
     assert not p["grants"] and not p["superuser_local"]
     assert len(p["privileges"]) == 2
+
+
+def test_the_grant_statements_are_what_the_read_checks():
+    def granted_by_the_statements(doc):
+        doc["functions"] = {}
+        doc["members"]["prometheus"] = None
+        for statement in filter(None, pg_catalog.GRANT_SQL.split(";\n")):
+            words = statement.split(" TO ")
+            if words[0].startswith("GRANT EXECUTE ON FUNCTION "):
+                doc["functions"][words[0].removeprefix("GRANT EXECUTE ON FUNCTION ")] = [
+                    f"{words[1]}=X/postgres"]
+            else:
+                doc["members"][words[1]] = [words[0].removeprefix("GRANT ")]
+    assert not plan(edited(lambda doc: doc["functions"].clear()))["grants"]
+    assert plan(edited(granted_by_the_statements))["grants"]
 
 
 def test_nothing_read_means_every_module_runs():
