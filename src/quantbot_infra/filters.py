@@ -2,8 +2,8 @@
 that says what to fix) becomes the AnsibleFilterError a playbook reports.
 
 The filter plugins import the package plainly: on a controller without it (not the project's
-virtualenv), Ansible skips the plugin with a warning that names the missing module, and the
-topology inventory plugin stops the run before any play with the same hint as `make setup`."""
+virtualenv), Ansible skips the plugin with a warning that names the missing module; with a
+topology inventory, its plugin stops the run before any play and says to run `make setup`."""
 
 from __future__ import annotations
 
