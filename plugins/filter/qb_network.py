@@ -73,6 +73,14 @@ def firewall_rules(services, host_groups, groups, addresses):
                  addresses=dict(addresses))
 
 
+def security_group_services(services, host_groups, groups):
+    """``services | qb_security_group_services(group_names, groups)``: the catalogue's services
+    of this host's class, with source classes instead of addresses (for cloud security groups)."""
+    known = {g: [] for g in BUILTIN_ROLE_GROUPS}
+    known.update({g: list(m) for g, m in groups.items()})
+    return _call(firewall.security_group_services, services, host_groups=list(host_groups), groups=known)
+
+
 def firewall_admits(rules, address, port, proto="tcp"):
     """``rules | qb_firewall_admits(address, port)``: would these rules let ``address`` in?"""
     return _call(firewall.admits, list(rules), address, port, proto)
@@ -94,5 +102,6 @@ class FilterModule:
             "qb_firewall_addresses": firewall_addresses,
             "qb_firewall_rules": firewall_rules,
             "qb_firewall_admits": firewall_admits,
+            "qb_security_group_services": security_group_services,
             "qb_ssh_proxy_command": ssh_proxy_command,
         }

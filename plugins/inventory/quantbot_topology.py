@@ -41,10 +41,9 @@ try:
     from quantbot_infra.topology import (
         TOPOLOGY_FILENAME,
         TopologyError,
-        build_inventory,
         fingerprint,
         inventory_data,
-        load_topology,
+        load_inventory,
     )
 except ImportError as exc:  # pragma: no cover - depends on the controller's environment
     _IMPORT_ERROR: Exception | None = exc
@@ -81,7 +80,7 @@ class InventoryModule(BaseInventoryPlugin, Cacheable):
                     data = entry["inventory"]
         if data is None:
             try:
-                data = inventory_data(build_inventory(load_topology(path)))
+                data = inventory_data(load_inventory(path))
             except TopologyError as exc:
                 raise AnsibleParserError(str(exc)) from None
             if use_cache:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from quantbot_infra import __version__, local, paths, status
+from quantbot_infra.aws.session import AwsError
 from quantbot_infra.runner import RunError, RunResult, run_playbook
 from quantbot_infra.topology import Inventory, TopologyError, load_inventory
 
@@ -178,7 +179,98 @@ def _monitoring_summary(inv: Inventory) -> list[str]:
                     f"firing alerts: {len(fleet.alerts)}"]
 
 
+def _env_of(args: argparse.Namespace) -> str:
+    env = getattr(args, "env_opt", None) or args.env
+    if getattr(args, "env_opt", None) and args.env not in (None, args.env_opt):
+        raise paths.ProjectError(f"two environments given: {args.env!r} and --env {args.env_opt!r}")
+    return env or "dev"
+
+
+def _provider(env: str, inventory: Path | None) -> str:
+    return load_inventory(inventory or paths.inventory_dir(env)).topology.provider
+
+
+def _session(args: argparse.Namespace):
+    from quantbot_infra.aws.session import Session
+
+    return Session(endpoint_url=args.endpoint_url, profile=args.profile)
+
+
+def _say(line: str) -> None:
+    print(f"== {line}", file=sys.stderr, flush=True)
+
+
+def _ask(question: str, expected: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    try:
+        return input(f"{question} ").strip() == expected
+    except EOFError:
+        return False
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from quantbot_infra.aws import provider
+
+    env = _env_of(args)
+    planned = provider.make_plan(env, _session(args), args.inventory, None if args.json else _say)
+    if args.json:
+        print(json.dumps(planned.plan.to_dict(), indent=2))
+    else:
+        print(planned.plan.render())
+    return 0
+
+
+def _cloud_up(args: argparse.Namespace, env: str) -> int:
+    from quantbot_infra.aws import provider
+
+    started = time.monotonic()
+    sess = _session(args)
+    planned = provider.make_plan(env, sess, args.inventory, _say)
+    plan = planned.plan
+    print(plan.render())
+    if plan.changes and not args.yes:
+        gone = [s.name for s in plan.of("destroy") if s.kind == "instance"]
+        question = (f"apply this plan to {env}? It destroys {len(gone)} instance(s): {', '.join(gone)}. "
+                    f"Type the environment's name to go on:" if gone else
+                    f"apply this plan to {env}? Type 'yes' to go on:")
+        if not _ask(question, env if gone else "yes"):
+            print(f"not applied: nothing was changed (confirm at the prompt, or pass --yes)", file=sys.stderr)
+            return 2
+    if not plan.changes:
+        print(f"{env}: nothing to change")
+    result, state = provider.apply_plan(sess, planned, args.inventory, _say)
+    print(f"up {env}: {len(result.done) if plan.changes else 0} resource(s) changed in "
+          f"{time.monotonic() - started:.1f}s; provisioned state: {state}")
+    for line in result.kept:
+        print(f"  kept: {line}")
+    return 0 if result.complete else 3
+
+
+def _cloud_down(args: argparse.Namespace, env: str) -> int:
+    from quantbot_infra.aws import provider
+
+    started = time.monotonic()
+    sess = _session(args)
+    plan, obs = provider.plan_destroy(env, sess, args.inventory)
+    print(plan.render())
+    if args.confirm != env:
+        print(f"not destroyed: nothing was changed; 'down' destroys {env} only with --confirm {env}",
+              file=sys.stderr)
+        return 2
+    result = provider.destroy(env, sess, plan, obs, args.inventory, _say)
+    print(f"down {env}: {len(result.done)} resource(s) destroyed in {time.monotonic() - started:.1f}s")
+    for line in result.kept:
+        print(f"  kept: {line}")
+    kept = plan.of("keep")
+    return 0 if result.complete and not kept else 3
+
+
 def cmd_up(args: argparse.Namespace) -> int:
+    env = _env_of(args)
+    if _provider(env, args.inventory) == "aws":
+        return _cloud_up(args, env)
+    args.env = env
     progress = None if args.json else Progress()
     started = time.monotonic()
     res = local.up(args.env, on_event=progress, on_step=progress.step if progress else None,
@@ -194,6 +286,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    env = _env_of(args)
+    if _provider(env, args.inventory) == "aws":
+        return _cloud_down(args, env)
+    args.env = env
     result = local.down(args.env, on_event=None if args.json else Progress(),
                         inventory=args.inventory)
     if args.json:
@@ -249,12 +345,29 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status)
 
-    for name, func, text in (("up", cmd_up, "create, converge and verify a local environment"),
+    def cloud_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--inventory", type=Path, help="inventory path (default: inventories/ENV)")
+        sp.add_argument("--endpoint-url", help="AWS: another endpoint than AWS's own (a local one)")
+        sp.add_argument("--profile", help="AWS: the named profile (default: $AWS_PROFILE, or the "
+                                          "usual AWS_* variables)")
+
+    pl = sub.add_parser("plan", help="AWS: what 'up' would create, keep, update and destroy (changes nothing)")
+    pl.add_argument("--env", required=True)
+    cloud_options(pl)
+    pl.add_argument("--json", action="store_true")
+    pl.set_defaults(func=cmd_plan)
+
+    for name, func, text in (("up", cmd_up, "local: create, converge and verify; aws: plan, then apply"),
                              ("down", cmd_down, "remove what 'up' made")):
         sp = sub.add_parser(name, help=text)
-        sp.add_argument("env", nargs="?", default="dev")
-        sp.add_argument("--inventory", type=Path, help="inventory path (default: inventories/ENV)")
+        sp.add_argument("env", nargs="?")
+        sp.add_argument("--env", dest="env_opt", metavar="ENV", help="the environment (or as the argument)")
+        cloud_options(sp)
         sp.add_argument("--json", action="store_true")
+        if name == "up":
+            sp.add_argument("--yes", action="store_true", help="AWS: apply the plan without asking (CI)")
+        else:
+            sp.add_argument("--confirm", metavar="ENV", help="AWS: the environment's name, to destroy it")
         sp.set_defaults(func=func)
     return p
 
@@ -263,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (TopologyError, RunError, paths.ProjectError, local.ProviderError, status.StatusError) as exc:
+    except (TopologyError, RunError, paths.ProjectError, local.ProviderError, status.StatusError,
+            AwsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -10,7 +10,7 @@ user can get wrong in the catalogue is a :class:`FirewallError` naming the servi
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 PROTOCOLS = ("tcp", "udp")
@@ -65,19 +65,13 @@ def collapse(sources: Iterable[Any], service: str = "?") -> dict[str, list[str]]
     }
 
 
-def allow_rules(services: Mapping[str, Mapping[str, Any]], *, host_groups: Iterable[str],
-                groups: Mapping[str, Iterable[str]],
-                addresses: Mapping[str, Iterable[str]]) -> list[dict[str, Any]]:
-    """The accept rules of one host, sorted by service name.
-
-    ``host_groups``: the groups the host is in; ``groups``: group -> hosts;
-    ``addresses``: host -> its addresses. A service applies when ``on_groups`` names one of the
-    host's groups (``all`` matches every host). A service whose sources come out empty is kept
-    with no sources: the role renders nothing for it, so nobody is let in."""
+def _applying(services: Mapping[str, Mapping[str, Any]], host_groups: Iterable[str]
+              ) -> Iterator[tuple[str, Mapping[str, Any], str, list[str]]]:
+    """(name, service, proto, ports) of each enabled service that opens on a host of
+    ``host_groups``, sorted by name; every malformed entry raises FirewallError."""
     if not isinstance(services, Mapping):
         raise FirewallError(f"the service catalogue must be a mapping of name -> service, got {services!r}")
     mine = set(host_groups) | {"all"}
-    rules = []
     for name in sorted(services):
         svc = services[name]
         if not isinstance(svc, Mapping):
@@ -96,11 +90,30 @@ def allow_rules(services: Mapping[str, Mapping[str, Any]], *, host_groups: Itera
         proto = svc.get("proto", "tcp")
         if proto not in PROTOCOLS:
             raise FirewallError(f"service {name!r}: proto must be one of {PROTOCOLS}, got {proto!r}")
-        ports = _ports(name, _as_list(name, "ports", svc.get("ports")))
+        yield name, svc, proto, _ports(name, _as_list(name, "ports", svc.get("ports")))
+
+
+def _source_groups(name: str, svc: Mapping[str, Any], groups: Mapping[str, Any]) -> list[str]:
+    out = _as_list(name, "from_groups", svc.get("from_groups"))
+    for group in out:
+        if group not in groups:
+            raise FirewallError(f"service {name!r}: from_groups names unknown group {group!r}")
+    return out
+
+
+def allow_rules(services: Mapping[str, Mapping[str, Any]], *, host_groups: Iterable[str],
+                groups: Mapping[str, Iterable[str]],
+                addresses: Mapping[str, Iterable[str]]) -> list[dict[str, Any]]:
+    """The accept rules of one host, sorted by service name.
+
+    ``host_groups``: the groups the host is in; ``groups``: group -> hosts;
+    ``addresses``: host -> its addresses. A service applies when ``on_groups`` names one of the
+    host's groups (``all`` matches every host). A service whose sources come out empty is kept
+    with no sources: the role renders nothing for it, so nobody is let in."""
+    rules = []
+    for name, svc, proto, ports in _applying(services, host_groups):
         sources: list[Any] = list(_as_list(name, "from_cidrs", svc.get("from_cidrs")))
-        for group in _as_list(name, "from_groups", svc.get("from_groups")):
-            if group not in groups:
-                raise FirewallError(f"service {name!r}: from_groups names unknown group {group!r}")
+        for group in _source_groups(name, svc, groups):
             for member in groups[group]:
                 sources += list(addresses.get(member, []))
         rules.append({
@@ -111,6 +124,30 @@ def allow_rules(services: Mapping[str, Mapping[str, Any]], *, host_groups: Itera
             **collapse(sources, name),
         })
     return rules
+
+
+CLASS_GROUP_PREFIX = "class_"
+
+
+def security_group_services(services: Mapping[str, Mapping[str, Any]], *, host_groups: Iterable[str],
+                            groups: Mapping[str, Iterable[str]]) -> list[dict[str, Any]]:
+    """The same services for a cloud security group around the host's class: sources are the
+    classes (``class_<name>`` groups) with a host in a source group, plus the literal CIDRs.
+
+    One catalogue, two layers: what the host's nftables admits by address, the class's security
+    group admits by group, so a host is reachable only where both agree."""
+    members = {g[len(CLASS_GROUP_PREFIX):]: set(h) for g, h in groups.items()
+               if g.startswith(CLASS_GROUP_PREFIX)}
+    out = []
+    for name, svc, proto, ports in _applying(services, host_groups):
+        sources = set()
+        for group in _source_groups(name, svc, groups):
+            hosts = set(groups[group])
+            sources |= {c for c, m in members.items() if m & hosts}
+        cidrs = collapse(_as_list(name, "from_cidrs", svc.get("from_cidrs")), name)
+        out.append({"name": name, "proto": proto, "ports": ports, "from_classes": sorted(sources),
+                    "from_cidrs": cidrs["ip"] + cidrs["ip6"]})
+    return out
 
 
 ADDRESS_KEYS = ("qb_private_ip", "qb_vpn_address", "qb_vpn_endpoint")

@@ -39,9 +39,12 @@ def inventory_dir(env: str, root: Path | None = None) -> Path:
 
 
 def state_dir(env: str | None = None, root: Path | None = None) -> Path:
-    """Ignored folder for generated keys, secrets, facts and run artifacts."""
-    root = root or project_dir()
-    path = root / ".state"
+    """Ignored folder for generated keys, secrets, facts and run artifacts ($QB_STATE_DIR
+    overrides the project's ``.state``)."""
+    if os.environ.get("QB_STATE_DIR") and root is None:
+        path = Path(os.environ["QB_STATE_DIR"])
+    else:
+        path = (root or project_dir()) / ".state"
     if env is not None:
         if env not in ENVIRONMENTS:
             raise ProjectError(f"unknown environment {env!r}; expected one of {list(ENVIRONMENTS)}")

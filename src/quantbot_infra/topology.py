@@ -36,6 +36,9 @@ PLUGIN_NAME = "quantbot_topology"
 # classes read alike); the local provider stops earlier, where its block of SSH ports per class ends
 MAX_COUNT = 9999
 LOCAL_MAX_COUNT = 99
+# role groups whose hosts keep data: on AWS they get an encrypted data volume and never spot
+DATA_GROUPS = ("postgresql", "redis", "backup")
+DEFAULT_DATA_VOLUME_GB = 100
 ENVIRONMENTS = ("dev", "staging", "prod", "dr")
 
 # Role groups the playbooks know about. A topology may declare more under `groups:`.
@@ -114,20 +117,38 @@ class LocalProvider(_Strict):
         return _ipv4_network(v, 26)
 
 
+class AwsImage(_Strict):
+    """The machine image instances boot: the newest image of ``owners`` whose name matches."""
+
+    # Debian's own account publishes the official images
+    name: Annotated[StrictStr, Field(min_length=1)] = "debian-12-amd64-*"
+    owners: list[Annotated[StrictStr, Field(min_length=1)]] = Field(
+        default_factory=lambda: ["136693071363"], min_length=1)
+
+
 class AwsProvider(_Strict):
     """Settings of the AWS provider (addresses come from the VPC at provisioning time)."""
 
+    # the environment's address space: split between its regions, then into a private and a
+    # public subnet per AZ
     vpc_cidr: StrictStr
-    ssh_user: Annotated[StrictStr, Field(pattern=r"^[a-z_][a-z0-9_-]*$")] = "admin"
+    # the login the instances' user data creates (with the environment's SSH key)
+    ssh_user: Annotated[StrictStr, Field(pattern=r"^[a-z_][a-z0-9_-]*$")] = "ansible"
+    # NAT gateways: one per AZ (an AZ's outage leaves the others their way out) or one per region
+    nat: Literal["per_az", "per_region"] = "per_az"
+    image: AwsImage = Field(default_factory=AwsImage)
 
     @field_validator("vpc_cidr")
     @classmethod
     def _cidr(cls, v: str) -> str:
-        try:
-            ipaddress.ip_network(v, strict=True)
-        except ValueError as exc:
-            raise ValueError(f"expected a network in CIDR form, got {v!r}") from exc
-        return v
+        return _ipv4_network(v, 24)
+
+
+class Volume(_Strict):
+    """An encrypted EBS data volume attached to each instance of a class."""
+
+    size_gb: Annotated[StrictInt, Field(ge=1, le=65536)]
+    type: Literal["gp3", "gp2", "io1", "io2", "st1"] = "gp3"
 
 
 class VpnSite(_Strict):
@@ -171,6 +192,10 @@ class NodeClass(_Strict):
     instance_type: Annotated[StrictStr, Field(min_length=1)] = "local"
     # the VPN site of the class's hosts (a name under vpn.sites); default: the region's name
     site: Name | None = None
+    # AWS: spot instances (interruptible; never for a class holding data), and a data volume
+    # (data classes get DEFAULT_DATA_VOLUME when they name none)
+    spot: bool = False
+    volume: Volume | None = None
     vars: dict[StrictStr, Any] = Field(default_factory=dict)
 
     @field_validator("groups")
@@ -286,6 +311,33 @@ class Topology(_Strict):
                 raise _FieldError("vpn.pool", f"{self.vpn.pool} is too small for this topology's "
                                               f"{sum(c.count for c in self.classes)} hosts")
 
+        for i, cls in enumerate(self.classes):
+            if cls.spot and set(cls.groups) & set(DATA_GROUPS):
+                raise _FieldError(f"classes[{i}].spot", "a class holding data "
+                                  f"({', '.join(sorted(set(cls.groups) & set(DATA_GROUPS)))}) "
+                                  "cannot run on spot instances: an interruption loses its disk")
+            if self.provider != "aws" and (cls.spot or cls.volume is not None):
+                raise _FieldError(f"classes[{i}].{'spot' if cls.spot else 'volume'}",
+                                  "only allowed when provider is 'aws'")
+        if self.aws is not None:
+            vpc = ipaddress.ip_network(self.aws.vpc_cidr)
+            if self.vpn is not None and vpc.overlaps(ipaddress.ip_network(self.vpn.pool)):
+                raise _FieldError("aws.vpc_cidr", f"{self.aws.vpc_cidr} overlaps vpn.pool {self.vpn.pool}: "
+                                  "tunnel addresses must not collide with the VPC's")
+            if self.vpn is not None:
+                for i, site in enumerate(self.vpn.sites):
+                    if site.name in regions:
+                        continue
+                    for j, subnet in enumerate(site.subnets):
+                        if vpc.overlaps(ipaddress.ip_network(subnet, strict=False)):
+                            raise _FieldError(f"vpn.sites[{i}].subnets[{j}]",
+                                              f"{subnet} of site {site.name!r} overlaps aws.vpc_cidr "
+                                              f"{self.aws.vpc_cidr}: routes to it would be ambiguous")
+            need = _subnet_bits(self.regions)
+            if vpc.prefixlen + need > 28:
+                raise _FieldError("aws.vpc_cidr", f"{self.aws.vpc_cidr} is too small to split into "
+                                  f"{2 ** need} subnets (a private and a public one per AZ)")
+
         total = sum(c.count for c in self.classes)
         if self.local is not None:
             for i, cls in enumerate(self.classes):
@@ -305,6 +357,22 @@ class Topology(_Strict):
             if last_port > 65535:
                 raise _FieldError("local.ssh_port_base", "leaves no room for every class's ports")
         return self
+
+
+def _subnet_bits(regions: list[Region]) -> int:
+    """Prefix bits the VPC CIDR loses: the split between regions, then 2 subnets per AZ."""
+    region_bits = max(0, (len(regions) - 1).bit_length())
+    az_bits = max((2 * len(r.azs) - 1).bit_length() for r in regions)
+    return region_bits + az_bits
+
+
+def data_volume(cls: NodeClass) -> Volume | None:
+    """The class's data volume: its own, else the default one for a class holding data."""
+    if cls.volume is not None:
+        return cls.volume
+    if set(cls.groups) & set(DATA_GROUPS):
+        return Volume(size_gb=DEFAULT_DATA_VOLUME_GB)
+    return None
 
 
 class _FieldError(ValueError):
@@ -357,8 +425,13 @@ def group_name(kind: str, value: str) -> str:
     return f"{kind}_" + re.sub(r"[^a-z0-9_]", "_", value.lower())
 
 
-def build_inventory(topo: Topology) -> Inventory:
-    """Expand a validated topology into hosts and groups. Pure and deterministic."""
+def build_inventory(topo: Topology, provisioned: dict[str, Any] | None = None) -> Inventory:
+    """Expand a validated topology into hosts and groups. Pure and deterministic.
+
+    ``provisioned``: the provider's record of what it made (:func:`read_provisioned`): hosts it
+    lists get their addresses (``ansible_host``: the public address of a host that has one, a
+    bastion; else the private one) and instance id."""
+    made = (provisioned or {}).get("hosts", {})
     regions = {r.name: r for r in topo.regions}
     hosts: list[Host] = []
     groups: dict[str, list[str]] = {}
@@ -407,6 +480,11 @@ def build_inventory(topo: Topology) -> Inventory:
                         "qb_local_gateway": str(net.network_address + 1),
                     }
                 )
+            if name in made:
+                rec = made[name]
+                hv["ansible_host"] = rec.get("public_ip") or rec["private_ip"]
+                hv["qb_private_ip"] = rec["private_ip"]
+                hv["qb_instance_id"] = rec["instance_id"]
             if topo.vpn is not None:
                 hv["qb_vpn_pool"] = topo.vpn.pool
                 hv["qb_vpn_port"] = topo.vpn.port
@@ -508,12 +586,55 @@ def inventory_data(inv: Inventory) -> dict[str, Any]:
     }
 
 
+PROVISIONED_FILENAME = "provisioned.json"
+
+
+def state_root(topology_path: str | Path) -> Path:
+    """The controller's ignored state folder: $QB_STATE_DIR, else ``.state`` of the project
+    holding ``inventories/<env>/topology.yml``."""
+    import os
+
+    if os.environ.get("QB_STATE_DIR"):
+        return Path(os.environ["QB_STATE_DIR"])
+    p = Path(topology_path).resolve()
+    if p.is_file():
+        p = p.parent
+    return p.parent.parent / ".state"
+
+
+def provisioned_path(topology_path: str | Path, env: str) -> Path:
+    return state_root(topology_path) / env / PROVISIONED_FILENAME
+
+
+def read_provisioned(topology_path: str | Path, env: str) -> dict[str, Any] | None:
+    """What the cloud provider recorded for ``env`` (written by ``quantbot-infra up``), or None."""
+    import json
+
+    path = provisioned_path(topology_path, env)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise TopologyError(path, "", f"unreadable provisioned state ({exc}); run 'quantbot-infra up' "
+                                      "again to rewrite it") from None
+    if not isinstance(data, dict) or not isinstance(data.get("hosts"), dict):
+        raise TopologyError(path, "hosts", "expected a mapping of host name -> addresses")
+    return data
+
+
 def fingerprint(path: str | Path) -> str:
-    """What a cached inventory of ``path`` depends on: the file's bytes and the code that expands
-    it. A changed topology, or a changed expansion, never reads an old cache entry."""
+    """What a cached inventory of ``path`` depends on: the file's bytes, the provider's record of
+    what it made, and the code that expands it. A changed topology, a new provisioning, or a
+    changed expansion never reads an old cache entry."""
     import hashlib
 
     digest = hashlib.sha256(Path(path).read_bytes())
+    try:
+        topo_env = yaml.safe_load(Path(path).read_text(encoding="utf-8")).get("environment")
+        digest.update(provisioned_path(path, str(topo_env)).read_bytes())
+    except (OSError, AttributeError, yaml.YAMLError):
+        pass
     for module in (__file__, bastion.__file__, wireguard.__file__):
         digest.update(Path(module).read_bytes())
     return digest.hexdigest()
@@ -622,6 +743,8 @@ def _allowed_keys() -> dict[str, list[str]]:
         "classes": list(NodeClass.model_fields),
         "local": list(LocalProvider.model_fields),
         "aws": list(AwsProvider.model_fields),
+        "aws.image": list(AwsImage.model_fields),
+        "classes.volume": list(Volume.model_fields),
         "vpn": list(Vpn.model_fields),
         "vpn.sites": list(VpnSite.model_fields),
     }
@@ -690,4 +813,7 @@ def load_topology(path: str | Path) -> Topology:
 
 
 def load_inventory(path: str | Path) -> Inventory:
-    return build_inventory(load_topology(path))
+    """The topology at ``path`` expanded, with the addresses its provider recorded."""
+    topo = load_topology(path)
+    made = read_provisioned(path, topo.environment) if topo.provider == "aws" else None
+    return build_inventory(topo, made)
