@@ -235,7 +235,7 @@ def _cloud_up(args: argparse.Namespace, env: str) -> int:
                     f"Type the environment's name to go on:" if gone else
                     f"apply this plan to {env}? Type 'yes' to go on:")
         if not _ask(question, env if gone else "yes"):
-            print(f"not applied: nothing was changed (confirm at the prompt, or pass --yes)", file=sys.stderr)
+            print("not applied: nothing was changed (confirm at the prompt, or pass --yes)", file=sys.stderr)
             return 2
     if not plan.changes:
         print(f"{env}: nothing to change")
@@ -351,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--profile", help="AWS: the named profile (default: $AWS_PROFILE, or the "
                                           "usual AWS_* variables)")
 
-    pl = sub.add_parser("plan", help="AWS: what 'up' would create, keep, update and destroy (changes nothing)")
+    pl = sub.add_parser("plan", help="AWS: what 'up' would create, keep, update and destroy "
+                                     "(changes nothing)")
     pl.add_argument("--env", required=True)
     cloud_options(pl)
     pl.add_argument("--json", action="store_true")

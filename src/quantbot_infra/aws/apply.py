@@ -60,12 +60,14 @@ def apply(sess: Session, plan: Plan, ids: dict[str, str], on_step: Progress | No
         say(f"waiting for {len(new)} instance(s) in {region} to run")
         with translated(sess, f"waiting for instances in {region}"):
             sess.client("ec2", region).get_waiter("instance_running").wait(
-                InstanceIds=new, WaiterConfig={"Delay": 5, "MaxAttempts": 120})
+                InstanceIds=new, WaiterConfig={"Delay": 5, "MaxAttempts": 120}
+            )
     _destroy(sess, plan, ids, say, out)
     return out
 
 
 # --------------------------------------------------------------------------- creation
+
 
 def _vpc(ec2: Any, res: Resource, env: str, ids: dict[str, str]) -> str:
     vpc = ec2.create_vpc(CidrBlock=res.attrs["cidr"], TagSpecifications=_tag_spec("vpc", res, env))["Vpc"]
@@ -83,30 +85,44 @@ def _igw(ec2: Any, res: Resource, env: str, ids: dict[str, str]) -> str:
 
 
 def _subnet(ec2: Any, res: Resource, env: str, ids: dict[str, str]) -> str:
-    return ec2.create_subnet(VpcId=ids[res.attrs["vpc"]], CidrBlock=res.attrs["cidr"],
-                             AvailabilityZone=res.attrs["az"],
-                             TagSpecifications=_tag_spec("subnet", res, env))["Subnet"]["SubnetId"]
+    return ec2.create_subnet(
+        VpcId=ids[res.attrs["vpc"]],
+        CidrBlock=res.attrs["cidr"],
+        AvailabilityZone=res.attrs["az"],
+        TagSpecifications=_tag_spec("subnet", res, env),
+    )["Subnet"]["SubnetId"]
 
 
 def _eip(ec2: Any, res: Resource, env: str, ids: dict[str, str]) -> str:
-    return ec2.allocate_address(Domain="vpc", TagSpecifications=_tag_spec("elastic-ip", res, env))["AllocationId"]
+    return ec2.allocate_address(Domain="vpc", TagSpecifications=_tag_spec("elastic-ip", res, env))[
+        "AllocationId"
+    ]
 
 
 def _nat(ec2: Any, res: Resource, env: str, ids: dict[str, str]) -> str:
-    nat = ec2.create_nat_gateway(SubnetId=ids[res.attrs["subnet"]], AllocationId=ids[res.attrs["eip"]],
-                                 TagSpecifications=_tag_spec("natgateway", res, env))["NatGateway"]
-    ec2.get_waiter("nat_gateway_available").wait(NatGatewayIds=[nat["NatGatewayId"]],
-                                                 WaiterConfig={"Delay": 10, "MaxAttempts": 60})
+    nat = ec2.create_nat_gateway(
+        SubnetId=ids[res.attrs["subnet"]],
+        AllocationId=ids[res.attrs["eip"]],
+        TagSpecifications=_tag_spec("natgateway", res, env),
+    )["NatGateway"]
+    ec2.get_waiter("nat_gateway_available").wait(
+        NatGatewayIds=[nat["NatGatewayId"]], WaiterConfig={"Delay": 10, "MaxAttempts": 60}
+    )
     return nat["NatGatewayId"]
 
 
 def _rtb(ec2: Any, res: Resource, env: str, ids: dict[str, str]) -> str:
-    rid = ec2.create_route_table(VpcId=ids[res.attrs["vpc"]],
-                                 TagSpecifications=_tag_spec("route-table", res, env))["RouteTable"]["RouteTableId"]
+    rid = ec2.create_route_table(
+        VpcId=ids[res.attrs["vpc"]], TagSpecifications=_tag_spec("route-table", res, env)
+    )["RouteTable"]["RouteTableId"]
     if res.attrs.get("gateway"):
-        ec2.create_route(RouteTableId=rid, DestinationCidrBlock="0.0.0.0/0", GatewayId=ids[res.attrs["gateway"]])
+        ec2.create_route(
+            RouteTableId=rid, DestinationCidrBlock="0.0.0.0/0", GatewayId=ids[res.attrs["gateway"]]
+        )
     else:
-        ec2.create_route(RouteTableId=rid, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=ids[res.attrs["nat"]])
+        ec2.create_route(
+            RouteTableId=rid, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=ids[res.attrs["nat"]]
+        )
     for subnet in res.attrs["subnets"]:
         ec2.associate_route_table(RouteTableId=rid, SubnetId=ids[subnet])
     return rid
@@ -114,42 +130,83 @@ def _rtb(ec2: Any, res: Resource, env: str, ids: dict[str, str]) -> str:
 
 def _sg(ec2: Any, res: Resource, env: str, ids: dict[str, str]) -> str:
     return ec2.create_security_group(
-        GroupName=res.name, VpcId=ids[res.attrs["vpc"]],
+        GroupName=res.name,
+        VpcId=ids[res.attrs["vpc"]],
         Description=f"quantbot-infra {env}: class {res.extra_tags.get('qb:class', '')}",
-        TagSpecifications=_tag_spec("security-group", res, env))["GroupId"]
+        TagSpecifications=_tag_spec("security-group", res, env),
+    )["GroupId"]
 
 
 def _placement(ec2: Any, res: Resource, env: str, ids: dict[str, str]) -> str:
-    ec2.create_placement_group(GroupName=res.name, Strategy=res.attrs["strategy"],
-                               TagSpecifications=_tag_spec("placement-group", res, env))
+    ec2.create_placement_group(
+        GroupName=res.name,
+        Strategy=res.attrs["strategy"],
+        TagSpecifications=_tag_spec("placement-group", res, env),
+    )
     return res.name
 
 
 def _instance(ec2: Any, res: Resource, env: str, ids: dict[str, str]) -> str:
     a = res.attrs
     args: dict[str, Any] = {
-        "ImageId": a["image"], "InstanceType": a["instance_type"], "MinCount": 1, "MaxCount": 1,
+        "ImageId": a["image"],
+        "InstanceType": a["instance_type"],
+        "MinCount": 1,
+        "MaxCount": 1,
         "UserData": a["user_data"],
-        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
+        "MetadataOptions": {
+            "HttpTokens": "required",
+            "HttpEndpoint": "enabled",
+            "HttpPutResponseHopLimit": 1,
+        },
         "DisableApiTermination": a["termination_protection"],
-        "NetworkInterfaces": [{"DeviceIndex": 0, "SubnetId": ids[a["subnet"]], "Groups": [ids[a["sg"]]],
-                               "AssociatePublicIpAddress": a["public"], "DeleteOnTermination": True}],
+        "NetworkInterfaces": [
+            {
+                "DeviceIndex": 0,
+                "SubnetId": ids[a["subnet"]],
+                "Groups": [ids[a["sg"]]],
+                "AssociatePublicIpAddress": a["public"],
+                "DeleteOnTermination": True,
+            }
+        ],
         "Placement": {"AvailabilityZone": a["az"]},
-        "TagSpecifications": [*_tag_spec("instance", res, env), *_tag_spec("volume", res, env),
-                              *_tag_spec("network-interface", res, env)],
+        "TagSpecifications": [
+            *_tag_spec("instance", res, env),
+            *_tag_spec("volume", res, env),
+            *_tag_spec("network-interface", res, env),
+        ],
         # the root volume encrypted too (the image's own is not necessarily)
-        "BlockDeviceMappings": [{"DeviceName": a["root_device"], "Ebs": {
-            "Encrypted": True, "DeleteOnTermination": True, "VolumeType": "gp3", "VolumeSize": ROOT_VOLUME_GB}}],
+        "BlockDeviceMappings": [
+            {
+                "DeviceName": a["root_device"],
+                "Ebs": {
+                    "Encrypted": True,
+                    "DeleteOnTermination": True,
+                    "VolumeType": "gp3",
+                    "VolumeSize": ROOT_VOLUME_GB,
+                },
+            }
+        ],
     }
     if a["volume"]:
-        args["BlockDeviceMappings"].append({"DeviceName": "/dev/sdf", "Ebs": {
-            "VolumeSize": a["volume"]["size_gb"], "VolumeType": a["volume"]["type"], "Encrypted": True,
-            "DeleteOnTermination": True}})
+        args["BlockDeviceMappings"].append(
+            {
+                "DeviceName": "/dev/sdf",
+                "Ebs": {
+                    "VolumeSize": a["volume"]["size_gb"],
+                    "VolumeType": a["volume"]["type"],
+                    "Encrypted": True,
+                    "DeleteOnTermination": True,
+                },
+            }
+        )
     if a["placement"] and a["placement"] in ids:
         args["Placement"]["GroupName"] = ids[a["placement"]]
     if a["spot"]:
-        args["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": {
-            "SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"}}
+        args["InstanceMarketOptions"] = {
+            "MarketType": "spot",
+            "SpotOptions": {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"},
+        }
     iid = ec2.run_instances(**args)["Instances"][0]["InstanceId"]
     if a["termination_protection"]:
         # said at launch; said again, where an endpoint ignores the launch parameter
@@ -158,12 +215,20 @@ def _instance(ec2: Any, res: Resource, env: str, ids: dict[str, str]) -> str:
 
 
 _CREATE: dict[str, Callable[[Any, Resource, str, dict[str, str]], str]] = {
-    "vpc": _vpc, "igw": _igw, "subnet": _subnet, "eip": _eip, "nat": _nat, "rtb": _rtb, "sg": _sg,
-    "placement": _placement, "instance": _instance,
+    "vpc": _vpc,
+    "igw": _igw,
+    "subnet": _subnet,
+    "eip": _eip,
+    "nat": _nat,
+    "rtb": _rtb,
+    "sg": _sg,
+    "placement": _placement,
+    "instance": _instance,
 }
 
 
 # --------------------------------------------------------------------------- updates
+
 
 def _permission(rule: Any, ids: dict[str, str]) -> dict[str, Any]:
     perm: dict[str, Any] = {"IpProtocol": rule.proto, "FromPort": rule.from_port, "ToPort": rule.to_port}
@@ -182,7 +247,7 @@ def _set_rules(ec2: Any, res: Resource, gid: str, have: list[Any], ids: dict[str
     extra = [current[k] for k in current if k not in want]
     missing = [want[k] for k in want if k not in current]
     if extra:
-        reverse = {v: k[len("sg/"):] for k, v in ids.items() if k.startswith("sg/")}
+        reverse = {v: k[len("sg/") :] for k, v in ids.items() if k.startswith("sg/")}
         perms = []
         for rule in extra:
             perm = {"IpProtocol": rule.proto, "FromPort": rule.from_port, "ToPort": rule.to_port}
@@ -194,7 +259,9 @@ def _set_rules(ec2: Any, res: Resource, gid: str, have: list[Any], ids: dict[str
             perms.append(perm)
         ec2.revoke_security_group_ingress(GroupId=gid, IpPermissions=perms)
     if missing:
-        ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[_permission(r, ids) for r in missing])
+        ec2.authorize_security_group_ingress(
+            GroupId=gid, IpPermissions=[_permission(r, ids) for r in missing]
+        )
 
 
 def _update(ec2: Any, step: Step, ids: dict[str, str]) -> None:
@@ -209,8 +276,9 @@ def _update(ec2: Any, step: Step, ids: dict[str, str]) -> None:
         for key in want - set(found.attrs["subnets"]):
             ec2.associate_route_table(RouteTableId=found.id, SubnetId=ids[key])
     elif step.kind == "instance":
-        ec2.modify_instance_attribute(InstanceId=found.id,
-                                      DisableApiTermination={"Value": res.attrs["termination_protection"]})
+        ec2.modify_instance_attribute(
+            InstanceId=found.id, DisableApiTermination={"Value": res.attrs["termination_protection"]}
+        )
 
 
 # --------------------------------------------------------------------------- destruction
@@ -235,14 +303,17 @@ def _destroy(sess: Session, plan: Plan, ids: dict[str, str], say: Progress, out:
                     ec2.modify_instance_attribute(InstanceId=s.id, DisableApiTermination={"Value": False})
             ec2.terminate_instances(InstanceIds=iids)
             say(f"terminating {', '.join(s.name for s in group)}")
-            ec2.get_waiter("instance_terminated").wait(InstanceIds=iids, WaiterConfig={"Delay": 5, "MaxAttempts": 120})
+            ec2.get_waiter("instance_terminated").wait(
+                InstanceIds=iids, WaiterConfig={"Delay": 5, "MaxAttempts": 120}
+            )
         out.done += [s.key for s in group]
     # a group that another still names cannot go: drop the references of the doomed ones first
     for s in steps:
         if s.kind == "sg" and s.found and s.found.attrs.get("raw_permissions"):
             with translated(sess, f"revoking the rules of {s.key}"):
                 sess.client("ec2", s.region).revoke_security_group_ingress(
-                    GroupId=s.id, IpPermissions=_clean(s.found.attrs["raw_permissions"]))
+                    GroupId=s.id, IpPermissions=_clean(s.found.attrs["raw_permissions"])
+                )
     for s in steps:
         if s.kind == "instance":
             continue
@@ -274,7 +345,17 @@ def _clean(perms: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _delete_nat(ec2: Any, s: Step) -> None:
     ec2.delete_nat_gateway(NatGatewayId=s.id)
-    ec2.get_waiter("nat_gateway_deleted").wait(NatGatewayIds=[s.id], WaiterConfig={"Delay": 10, "MaxAttempts": 60})
+    ec2.get_waiter("nat_gateway_deleted").wait(
+        NatGatewayIds=[s.id], WaiterConfig={"Delay": 10, "MaxAttempts": 60}
+    )
+    # AWS removes the gateway's interface with it; an endpoint that leaves it behind gets it
+    # removed here (it was the gateway's: the plan read it from the gateway itself)
+    for eni in (s.found.attrs.get("enis") or []) if s.found else ():
+        try:
+            ec2.delete_network_interface(NetworkInterfaceId=eni)
+        except Exception as exc:
+            if error_code(exc) != "InvalidNetworkInterfaceID.NotFound":
+                raise
 
 
 def _delete_rtb(ec2: Any, s: Step) -> None:

@@ -15,8 +15,15 @@ from typing import Any
 from quantbot_infra.aws.observe import Found, Observed
 from quantbot_infra.aws.spec import KINDS, Resource
 
-SYMBOL = {"create": "+", "keep": "=", "update": "~", "destroy": "-", "foreign": "!", "drift": "?",
-          "skip": "x"}
+SYMBOL = {
+    "create": "+",
+    "keep": "=",
+    "update": "~",
+    "destroy": "-",
+    "foreign": "!",
+    "drift": "?",
+    "skip": "x",
+}
 
 
 @dataclass
@@ -63,23 +70,42 @@ class Plan:
         c = self.counts()
         parts = [f"{c.get(a, 0)} to {a}" for a in ("create", "update", "destroy")]
         parts.append(f"{c.get('keep', 0)} kept")
-        parts += [f"{c[a]} {label}" for a, label in (("foreign", "foreign (kept)"), ("drift", "drifted"),
-                                                       ("skip", "skipped")) if c.get(a)]
+        parts += [
+            f"{c[a]} {label}"
+            for a, label in (("foreign", "foreign (kept)"), ("drift", "drifted"), ("skip", "skipped"))
+            if c.get(a)
+        ]
         return ", ".join(parts)
 
     def render(self) -> str:
         lines = [f"plan for {self.env} at {self.where}: {self.summary()}"]
         order = {k: i for i, k in enumerate(KINDS)}
-        for s in sorted(self.steps, key=lambda s: (s.action in ("foreign", "skip"), s.region,
-                                                   order.get(s.kind, 99), s.key, s.id)):
+        for s in sorted(
+            self.steps,
+            key=lambda s: (s.action in ("foreign", "skip"), s.region, order.get(s.kind, 99), s.key, s.id),
+        ):
             lines.append(s.line())
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"env": self.env, "where": self.where, "summary": self.counts(), "notes": self.notes,
-                "steps": [{"action": s.action, "kind": s.kind, "key": s.key, "region": s.region,
-                           "id": s.id, "detail": s.detail} for s in self.steps]}
+        return {
+            "env": self.env,
+            "where": self.where,
+            "summary": self.counts(),
+            "notes": self.notes,
+            "steps": [
+                {
+                    "action": s.action,
+                    "kind": s.kind,
+                    "key": s.key,
+                    "region": s.region,
+                    "id": s.id,
+                    "detail": s.detail,
+                }
+                for s in self.steps
+            ],
+        }
 
 
 def _differences(res: Resource, found: Found) -> tuple[list[str], list[str]]:
@@ -109,26 +135,59 @@ def plan_up(env: str, where: str, want: Iterable[Resource], obs: Observed) -> Pl
     wanted = {r.key: r for r in want}
     for res in wanted.values():
         if res.kind in obs.unsupported:
-            plan.steps.append(Step("skip", res.kind, res.key, res.region, res.name,
-                                   detail=obs.unsupported[res.kind]))
+            plan.steps.append(
+                Step("skip", res.kind, res.key, res.region, res.name, detail=obs.unsupported[res.kind])
+            )
             continue
         found = obs.owned.get(res.key)
         if found is None:
-            plan.steps.append(Step("create", res.kind, res.key, res.region, res.name, resource=res,
-                                   detail=_describe(res)))
+            plan.steps.append(
+                Step("create", res.kind, res.key, res.region, res.name, resource=res, detail=_describe(res))
+            )
             continue
         fix, drift = _differences(res, found)
         if drift:
-            plan.steps.append(Step("drift", res.kind, res.key, res.region, res.name, found.id,
-                                   "; ".join(drift) + ": change it by hand or remove the slot and add it again",
-                                   res, found))
+            plan.steps.append(
+                Step(
+                    "drift",
+                    res.kind,
+                    res.key,
+                    res.region,
+                    res.name,
+                    found.id,
+                    "; ".join(drift) + ": change it by hand or remove the slot and add it again",
+                    res,
+                    found,
+                )
+            )
         if fix or not drift:
-            plan.steps.append(Step("update" if fix else "keep", res.kind, res.key, res.region, res.name,
-                                   found.id, "; ".join(fix), res, found))
+            plan.steps.append(
+                Step(
+                    "update" if fix else "keep",
+                    res.kind,
+                    res.key,
+                    res.region,
+                    res.name,
+                    found.id,
+                    "; ".join(fix),
+                    res,
+                    found,
+                )
+            )
     for key, found in obs.owned.items():
         if key not in wanted:
-            plan.steps.append(Step("destroy", found.kind, key, found.region, found.name, found.id,
-                                   _gone_reason(found), found=found))
+            plan.steps.append(
+                Step(
+                    "destroy",
+                    found.kind,
+                    key,
+                    found.region,
+                    found.name,
+                    found.id,
+                    _gone_reason(found),
+                    found=found,
+                )
+            )
     _foreign(plan, obs)
     plan.notes += sorted(set(obs.unsupported.values()) - {s.detail for s in plan.of("skip")})
     return plan
@@ -142,24 +201,47 @@ def plan_down(env: str, where: str, obs: Observed) -> Plan:
     for key, found in obs.owned.items():
         vpc_id = found.id if found.kind == "vpc" else _vpc_of(found)
         if found.kind in ("vpc", "subnet", "igw", "rtb") and vpc_id in blocked_vpcs:
-            plan.steps.append(Step("keep", found.kind, key, found.region, found.name, found.id,
-                                   "its VPC holds foreign resources", found=found))
+            plan.steps.append(
+                Step(
+                    "keep",
+                    found.kind,
+                    key,
+                    found.region,
+                    found.name,
+                    found.id,
+                    "its VPC holds foreign resources",
+                    found=found,
+                )
+            )
         else:
-            plan.steps.append(Step("destroy", found.kind, key, found.region, found.name, found.id,
-                                   found=found))
+            plan.steps.append(
+                Step("destroy", found.kind, key, found.region, found.name, found.id, found=found)
+            )
     for f in obs.leftovers:
         plan.steps.append(Step("destroy", f.kind, "", f.region, f.name, f.id, "left behind", found=f))
     _foreign(plan, obs)
     if blocked_vpcs:
-        plan.notes.append("the VPC stays while it holds foreign resources: remove them (or their "
-                          "owner does), then run down again")
+        plan.notes.append(
+            "the VPC stays while it holds foreign resources: remove them (or their "
+            "owner does), then run down again"
+        )
     return plan
 
 
 def _foreign(plan: Plan, obs: Observed) -> None:
     for f in obs.foreign:
-        plan.steps.append(Step("foreign", f.kind, f.key, f.region, f.name, f.id,
-                               "no ownership tags for this environment", found=f))
+        plan.steps.append(
+            Step(
+                "foreign",
+                f.kind,
+                f.key,
+                f.region,
+                f.name,
+                f.id,
+                "no ownership tags for this environment",
+                found=f,
+            )
+        )
 
 
 def _vpc_of(found: Found) -> str | None:

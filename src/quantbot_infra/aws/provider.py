@@ -38,8 +38,10 @@ def load(env: str, inventory: Path | None = None) -> tuple[Inventory, Path]:
     if inv.environment != env:
         raise AwsError(f"{path}: describes environment {inv.environment!r}, not {env!r}")
     if inv.topology.provider != "aws":
-        raise AwsError(f"environment {env!r} uses provider {inv.topology.provider!r}; "
-                       "plan/up/down --endpoint-url drive the aws provider")
+        raise AwsError(
+            f"environment {env!r} uses provider {inv.topology.provider!r}; "
+            "plan/up/down --endpoint-url drive the aws provider"
+        )
     return inv, path
 
 
@@ -51,14 +53,24 @@ def check_offerings(sess: Session, inv: Inventory, topology_file: str) -> dict[s
     for i, region in enumerate(topo.regions):
         with translated(sess, f"reading the offerings of {region.name}"):
             ec2 = sess.client("ec2", region.name)
-            zones = {z["ZoneName"] for z in ec2.describe_availability_zones(
-                Filters=[{"Name": "region-name", "Values": [region.name]}])["AvailabilityZones"]}
+            zones = {
+                z["ZoneName"]
+                for z in ec2.describe_availability_zones(
+                    Filters=[{"Name": "region-name", "Values": [region.name]}]
+                )["AvailabilityZones"]
+            }
             for j, az in enumerate(region.azs):
                 if az not in zones:
-                    raise TopologyError(topology_file, f"regions[{i}].azs[{j}]",
-                                        f"AZ {az!r} is not offered in {region.name} (offered: {sorted(zones)})")
-            classes = [(k, c) for k, c in enumerate(topo.classes)
-                       if (c.region or topo.regions[0].name) == region.name and c.count]
+                    raise TopologyError(
+                        topology_file,
+                        f"regions[{i}].azs[{j}]",
+                        f"AZ {az!r} is not offered in {region.name} (offered: {sorted(zones)})",
+                    )
+            classes = [
+                (k, c)
+                for k, c in enumerate(topo.classes)
+                if (c.region or topo.regions[0].name) == region.name and c.count
+            ]
             types = sorted({c.instance_type for _, c in classes})
             known = set()
             for t in types:
@@ -70,29 +82,48 @@ def check_offerings(sess: Session, inv: Inventory, topology_file: str) -> dict[s
                         raise
             offered: dict[str, set[str]] = {}
             if types:
-                for o in paginate(ec2, "describe_instance_type_offerings", "InstanceTypeOfferings",
-                                  LocationType="availability-zone",
-                                  Filters=[{"Name": "instance-type", "Values": types}]):
+                for o in paginate(
+                    ec2,
+                    "describe_instance_type_offerings",
+                    "InstanceTypeOfferings",
+                    LocationType="availability-zone",
+                    Filters=[{"Name": "instance-type", "Values": types}],
+                ):
                     offered.setdefault(o["InstanceType"], set()).add(o["Location"])
             for k, cls in classes:
                 if cls.instance_type not in known:
-                    raise TopologyError(topology_file, f"classes[{k}].instance_type",
-                                        f"unknown instance type {cls.instance_type!r} in {region.name}")
+                    raise TopologyError(
+                        topology_file,
+                        f"classes[{k}].instance_type",
+                        f"unknown instance type {cls.instance_type!r} in {region.name}",
+                    )
                 for az in cls.azs or region.azs:
                     if az not in offered.get(cls.instance_type, set()):
                         where = sorted(offered.get(cls.instance_type, set())) or "nowhere"
-                        raise TopologyError(topology_file, f"classes[{k}].instance_type",
-                                            f"{cls.instance_type} is not offered in {az} (offered in: {where})")
-            found = ec2.describe_images(Owners=list(topo.aws.image.owners),
-                                        Filters=[{"Name": "name", "Values": [topo.aws.image.name]},
-                                                 {"Name": "state", "Values": ["available"]}])["Images"]
+                        raise TopologyError(
+                            topology_file,
+                            f"classes[{k}].instance_type",
+                            f"{cls.instance_type} is not offered in {az} (offered in: {where})",
+                        )
+            found = ec2.describe_images(
+                Owners=list(topo.aws.image.owners),
+                Filters=[
+                    {"Name": "name", "Values": [topo.aws.image.name]},
+                    {"Name": "state", "Values": ["available"]},
+                ],
+            )["Images"]
             if not found:
-                raise TopologyError(topology_file, "aws.image",
-                                    f"no image named {topo.aws.image.name!r} from owners "
-                                    f"{list(topo.aws.image.owners)} in {region.name}")
+                raise TopologyError(
+                    topology_file,
+                    "aws.image",
+                    f"no image named {topo.aws.image.name!r} from owners "
+                    f"{list(topo.aws.image.owners)} in {region.name}",
+                )
             newest = max(found, key=lambda im: im.get("CreationDate", ""))
-            images[region.name] = {"id": newest["ImageId"],
-                                   "root_device": newest.get("RootDeviceName") or "/dev/xvda"}
+            images[region.name] = {
+                "id": newest["ImageId"],
+                "root_device": newest.get("RootDeviceName") or "/dev/xvda",
+            }
     return images
 
 
@@ -100,8 +131,10 @@ def catalogue(env: str, inventory: Path, inv: Inventory) -> dict[str, list[dict[
     """class -> the firewall catalogue's services for its security group."""
     run = run_playbook("security_groups", env, inventory=inventory)
     if not run.ok:
-        raise AwsError(f"reading the firewall catalogue failed: {run.error or run.failed_tasks} "
-                       f"(artifacts: {run.artifact_dir})")
+        raise AwsError(
+            f"reading the firewall catalogue failed: {run.error or run.failed_tasks} "
+            f"(artifacts: {run.artifact_dir})"
+        )
     first = {h.node_class: h.name for h in inv.hosts if h.index == 1}
     out = {}
     for cls, host in first.items():
@@ -112,26 +145,33 @@ def catalogue(env: str, inventory: Path, inv: Inventory) -> dict[str, list[dict[
     return out
 
 
-def make_plan(env: str, sess: Session, inventory: Path | None = None,
-              say: Callable[[str], None] | None = None) -> Planned:
+def make_plan(
+    env: str, sess: Session, inventory: Path | None = None, say: Callable[[str], None] | None = None
+) -> Planned:
     """The plan of ``up``: reads only."""
     say = say or (lambda _line: None)
     inv, path = load(env, inventory)
     topo_file = str(path / "topology.yml" if path.is_dir() else path)
-    say(f"checking {env}'s topology against the offerings of {', '.join(r.name for r in inv.topology.regions)}")
+    regions = ", ".join(r.name for r in inv.topology.regions)
+    say(f"checking {env}'s topology against the offerings of {regions}")
     images = check_offerings(sess, inv, topo_file)
     say("reading the firewall catalogue for the security groups")
     rules = catalogue(env, path, inv)
     key = local.ensure_ssh_key(env).with_suffix(".pub").read_text()
     wanted = desired(inv, rules, images, key)
     say("reading what the account holds")
-    obs = observe(sess, env, [r.name for r in inv.topology.regions],
-                  placement=any(r.kind == "placement" for r in wanted))
+    obs = observe(
+        sess,
+        env,
+        [r.name for r in inv.topology.regions],
+        placement=any(r.kind == "placement" for r in wanted),
+    )
     return Planned(inv, plan_up(env, sess.where(), wanted, obs), obs, wanted)
 
 
-def apply_plan(sess: Session, planned: Planned, inventory: Path | None = None,
-               say: Callable[[str], None] | None = None) -> tuple[Applied, Path]:
+def apply_plan(
+    sess: Session, planned: Planned, inventory: Path | None = None, say: Callable[[str], None] | None = None
+) -> tuple[Applied, Path]:
     """Carry out ``planned`` and write the provisioned state for the inventory."""
     env = planned.inventory.environment
     result = apply(sess, planned.plan, planned.observed.ids(), say)
@@ -147,8 +187,14 @@ def plan_destroy(env: str, sess: Session, inventory: Path | None = None) -> tupl
     return plan_down(env, sess.where(), obs), obs
 
 
-def destroy(env: str, sess: Session, plan: Plan, obs: Observed, inventory: Path | None = None,
-            say: Callable[[str], None] | None = None) -> Applied:
+def destroy(
+    env: str,
+    sess: Session,
+    plan: Plan,
+    obs: Observed,
+    inventory: Path | None = None,
+    say: Callable[[str], None] | None = None,
+) -> Applied:
     result = apply(sess, plan, obs.ids(), say)
     # every instance is gone (kept containers hold no host of ours): the inventory has no address
     provisioned.remove(provisioned_path(_topology_path(env, inventory), env))

@@ -16,12 +16,21 @@ def record(obs: Observed, where: str) -> dict[str, Any]:
     hosts = {}
     for f in obs.owned.values():
         if f.kind == "instance":
-            hosts[f.name] = {"instance_id": f.id, "region": f.region, "az": f.attrs["az"],
-                             "instance_type": f.attrs["instance_type"], "private_ip": f.attrs["private_ip"],
-                             "public_ip": f.attrs["public_ip"] or None}
-    return {"environment": obs.env, "provider": "aws", "endpoint": where,
-            "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "hosts": dict(sorted(hosts.items()))}
+            hosts[f.name] = {
+                "instance_id": f.id,
+                "region": f.region,
+                "az": f.attrs["az"],
+                "instance_type": f.attrs["instance_type"],
+                "private_ip": f.attrs["private_ip"],
+                "public_ip": f.attrs["public_ip"] or None,
+            }
+    return {
+        "environment": obs.env,
+        "provider": "aws",
+        "endpoint": where,
+        "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "hosts": dict(sorted(hosts.items())),
+    }
 
 
 def write(path: Path, data: dict[str, Any]) -> None:

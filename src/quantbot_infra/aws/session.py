@@ -36,10 +36,10 @@ class Session:
                 session = boto3.session.Session(profile_name=self.profile, region_name=region)
             except Exception as exc:  # botocore's ProfileNotFound and kin
                 raise AwsError(f"AWS profile {self.profile!r}: {exc}") from None
-            config = Config(connect_timeout=5, read_timeout=60,
-                            retries={"max_attempts": 3, "mode": "standard"})
-            self._clients[key] = session.client(service, endpoint_url=self.endpoint_url,
-                                                config=config)
+            config = Config(
+                connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"}
+            )
+            self._clients[key] = session.client(service, endpoint_url=self.endpoint_url, config=config)
         return self._clients[key]
 
     def where(self) -> str:
@@ -79,19 +79,30 @@ def translated(session: Session, doing: str) -> Iterator[None]:
     except AwsError:
         raise
     except (NoCredentialsError, PartialCredentialsError):
-        raise AwsError("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE "
-                       "(or --profile); nothing was changed") from None
+        raise AwsError(
+            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE "
+            "(or --profile); nothing was changed"
+        ) from None
     except EndpointConnectionError:
-        raise AwsError(f"cannot reach {session.where()} while {doing}: check --endpoint-url and the "
-                       "network; nothing was changed") from None
+        raise AwsError(
+            f"cannot reach {session.where()} while {doing}: check --endpoint-url and the "
+            "network; nothing was changed"
+        ) from None
     except NoRegionError:
         raise AwsError("no region: the topology names each region; this is a bug") from None
     except ClientError as exc:
         err = exc.response.get("Error", {})
         code, message = err.get("Code", "error"), err.get("Message", "").splitlines()[0:1]
-        if code in ("AuthFailure", "UnrecognizedClientException", "InvalidClientTokenId",
-                    "SignatureDoesNotMatch", "ExpiredToken"):
-            raise AwsError(f"AWS refused the credentials while {doing} ({code}); nothing was changed") from None
+        if code in (
+            "AuthFailure",
+            "UnrecognizedClientException",
+            "InvalidClientTokenId",
+            "SignatureDoesNotMatch",
+            "ExpiredToken",
+        ):
+            raise AwsError(
+                f"AWS refused the credentials while {doing} ({code}); nothing was changed"
+            ) from None
         raise AwsError(f"{doing}: {code}: {' '.join(message)}") from None
     except BotoCoreError as exc:
         raise AwsError(f"{doing}: {str(exc).splitlines()[0]}") from None

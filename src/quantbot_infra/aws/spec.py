@@ -36,8 +36,13 @@ class Resource:
     extra_tags: Mapping[str, str] = field(default_factory=dict)
 
     def tags(self, env: str) -> dict[str, str]:
-        return {"Name": self.name, TAG_ENV: env, TAG_MANAGED: MANAGED_BY, TAG_KEY: self.key,
-                **self.extra_tags}
+        return {
+            "Name": self.name,
+            TAG_ENV: env,
+            TAG_MANAGED: MANAGED_BY,
+            TAG_KEY: self.key,
+            **self.extra_tags,
+        }
 
 
 @dataclass(frozen=True)
@@ -96,26 +101,32 @@ def security_group_rules(services: Sequence[Mapping[str, Any]]) -> list[Rule]:
 
 def user_data(login: str, public_key: str) -> str:
     """cloud-config creating the automation login with the environment's key (base64)."""
-    text = "\n".join([
-        "#cloud-config",
-        "users:",
-        "  - default",
-        f"  - name: {login}",
-        "    shell: /bin/bash",
-        "    sudo: ALL=(ALL) NOPASSWD:ALL",
-        "    lock_passwd: true",
-        "    ssh_authorized_keys:",
-        f"      - {public_key.strip()}",
-        "",
-    ])
+    text = "\n".join(
+        [
+            "#cloud-config",
+            "users:",
+            "  - default",
+            f"  - name: {login}",
+            "    shell: /bin/bash",
+            "    sudo: ALL=(ALL) NOPASSWD:ALL",
+            "    lock_passwd: true",
+            "    ssh_authorized_keys:",
+            f"      - {public_key.strip()}",
+            "",
+        ]
+    )
     return base64.b64encode(text.encode()).decode()
 
 
 ROOT_VOLUME_GB = 16
 
 
-def desired(inv: Inventory, rules: Mapping[str, Sequence[Mapping[str, Any]]],
-            images: Mapping[str, Mapping[str, str]], public_key: str) -> list[Resource]:
+def desired(
+    inv: Inventory,
+    rules: Mapping[str, Sequence[Mapping[str, Any]]],
+    images: Mapping[str, Mapping[str, str]],
+    public_key: str,
+) -> list[Resource]:
     """Every resource of the environment, in creation order.
 
     ``rules``: class -> its services from the firewall catalogue; ``images``: region -> the
@@ -127,60 +138,122 @@ def desired(inv: Inventory, rules: Mapping[str, Sequence[Mapping[str, Any]]],
     subnets = subnet_cidrs(topo)
     for region in topo.regions:
         r = region.name
-        out.append(Resource("vpc", f"vpc/{r}", r, f"qb-{env}-{r}",
-                            {"cidr": str(region_cidrs(topo)[r])}, ("cidr",)))
+        out.append(
+            Resource("vpc", f"vpc/{r}", r, f"qb-{env}-{r}", {"cidr": str(region_cidrs(topo)[r])}, ("cidr",))
+        )
         out.append(Resource("igw", f"igw/{r}", r, f"qb-{env}-{r}", {"vpc": f"vpc/{r}"}))
         for az in region.azs:
             for tier in ("private", "public"):
-                out.append(Resource("subnet", f"subnet/{az}/{tier}", r, f"qb-{env}-{az}-{tier}",
-                                    {"vpc": f"vpc/{r}", "cidr": str(subnets[(az, tier)]), "az": az,
-                                     "public": tier == "public"}, ("cidr", "az")))
+                out.append(
+                    Resource(
+                        "subnet",
+                        f"subnet/{az}/{tier}",
+                        r,
+                        f"qb-{env}-{az}-{tier}",
+                        {
+                            "vpc": f"vpc/{r}",
+                            "cidr": str(subnets[(az, tier)]),
+                            "az": az,
+                            "public": tier == "public",
+                        },
+                        ("cidr", "az"),
+                    )
+                )
         nat_azs = region.azs if aws.nat == "per_az" else region.azs[:1]
         for az in nat_azs:
             out.append(Resource("eip", f"eip/{az}", r, f"qb-{env}-nat-{az}"))
-            out.append(Resource("nat", f"nat/{az}", r, f"qb-{env}-{az}",
-                                {"subnet": f"subnet/{az}/public", "eip": f"eip/{az}"}))
-        out.append(Resource("rtb", f"rtb/{r}/public", r, f"qb-{env}-{r}-public",
-                            {"vpc": f"vpc/{r}", "gateway": f"igw/{r}",
-                             "subnets": [f"subnet/{az}/public" for az in region.azs]}, ("subnets",)))
+            out.append(
+                Resource(
+                    "nat",
+                    f"nat/{az}",
+                    r,
+                    f"qb-{env}-{az}",
+                    {"subnet": f"subnet/{az}/public", "eip": f"eip/{az}"},
+                )
+            )
+        out.append(
+            Resource(
+                "rtb",
+                f"rtb/{r}/public",
+                r,
+                f"qb-{env}-{r}-public",
+                {
+                    "vpc": f"vpc/{r}",
+                    "gateway": f"igw/{r}",
+                    "subnets": [f"subnet/{az}/public" for az in region.azs],
+                },
+                ("subnets",),
+            )
+        )
         for az in region.azs:
             nat = f"nat/{az}" if aws.nat == "per_az" else f"nat/{region.azs[0]}"
-            out.append(Resource("rtb", f"rtb/{az}/private", r, f"qb-{env}-{az}-private",
-                                {"vpc": f"vpc/{r}", "nat": nat, "subnets": [f"subnet/{az}/private"]},
-                                ("subnets",)))
+            out.append(
+                Resource(
+                    "rtb",
+                    f"rtb/{az}/private",
+                    r,
+                    f"qb-{env}-{az}-private",
+                    {"vpc": f"vpc/{r}", "nat": nat, "subnets": [f"subnet/{az}/private"]},
+                    ("subnets",),
+                )
+            )
     class_region = {c.name: (c.region or topo.regions[0].name) for c in topo.classes}
     for cls in topo.classes:
         r = class_region[cls.name]
-        sg_rules = [rule for rule in security_group_rules(rules.get(cls.name, []))
-                    if not rule.source.startswith("sg:") or class_region.get(rule.source[3:]) == r]
-        out.append(Resource("sg", f"sg/{cls.name}", r, security_group_name(env, cls.name),
-                            {"vpc": f"vpc/{r}", "rules": sg_rules}, ("rules",),
-                            {TAG_CLASS: cls.name}))
+        sg_rules = [
+            rule
+            for rule in security_group_rules(rules.get(cls.name, []))
+            if not rule.source.startswith("sg:") or class_region.get(rule.source[3:]) == r
+        ]
+        out.append(
+            Resource(
+                "sg",
+                f"sg/{cls.name}",
+                r,
+                security_group_name(env, cls.name),
+                {"vpc": f"vpc/{r}", "rules": sg_rules},
+                ("rules",),
+                {TAG_CLASS: cls.name},
+            )
+        )
         if LOWLATENCY_GROUP in cls.groups:
-            out.append(Resource("placement", f"placement/{cls.name}", r, f"qb-{env}-{cls.name}",
-                                {"strategy": "cluster"}, extra_tags={TAG_CLASS: cls.name}))
+            out.append(
+                Resource(
+                    "placement",
+                    f"placement/{cls.name}",
+                    r,
+                    f"qb-{env}-{cls.name}",
+                    {"strategy": "cluster"},
+                    extra_tags={TAG_CLASS: cls.name},
+                )
+            )
     for host in inv.hosts:
         cls = next(c for c in topo.classes if c.name == host.node_class)
         bastion = "bastion" in cls.groups
         tier = "public" if bastion else "private"
         volume = data_volume(cls)
-        out.append(Resource(
-            "instance", f"instance/{host.name}", host.region, host.name,
-            {
-                "instance_type": cls.instance_type,
-                "az": host.az,
-                "subnet": f"subnet/{host.az}/{tier}",
-                "public": bastion,
-                "sg": f"sg/{cls.name}",
-                "image": images.get(host.region, {}).get("id", ""),
-                "root_device": images.get(host.region, {}).get("root_device", "/dev/xvda"),
-                "spot": cls.spot,
-                "placement": f"placement/{cls.name}" if LOWLATENCY_GROUP in cls.groups else None,
-                "volume": {"size_gb": volume.size_gb, "type": volume.type} if volume else None,
-                "termination_protection": env == "prod",
-                "user_data": user_data(aws.ssh_user, public_key),
-            },
-            ("instance_type", "az", "termination_protection"),
-            {TAG_CLASS: cls.name, TAG_SLOT: f"{host.index:02d}"},
-        ))
+        out.append(
+            Resource(
+                "instance",
+                f"instance/{host.name}",
+                host.region,
+                host.name,
+                {
+                    "instance_type": cls.instance_type,
+                    "az": host.az,
+                    "subnet": f"subnet/{host.az}/{tier}",
+                    "public": bastion,
+                    "sg": f"sg/{cls.name}",
+                    "image": images.get(host.region, {}).get("id", ""),
+                    "root_device": images.get(host.region, {}).get("root_device", "/dev/xvda"),
+                    "spot": cls.spot,
+                    "placement": f"placement/{cls.name}" if LOWLATENCY_GROUP in cls.groups else None,
+                    "volume": {"size_gb": volume.size_gb, "type": volume.type} if volume else None,
+                    "termination_protection": env == "prod",
+                    "user_data": user_data(aws.ssh_user, public_key),
+                },
+                ("instance_type", "az", "termination_protection"),
+                {TAG_CLASS: cls.name, TAG_SLOT: f"{host.index:02d}"},
+            )
+        )
     return out
