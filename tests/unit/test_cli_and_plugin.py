@@ -118,9 +118,18 @@ def test_cli_bad_extra_var(capsys):
 
 
 @pytest.mark.parametrize("env", ["staging", "prod", "dr"])
-def test_up_refuses_cloud_environments(env, capsys):
-    assert cli.main(["up", env]) == 1
-    assert "drive the local provider only" in capsys.readouterr().err
+def test_up_of_a_cloud_environment_without_credentials_is_one_line(env, capsys, monkeypatch):
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # a closed loopback port: the refusal comes before any connection
+    assert cli.main(["up", env, "--endpoint-url", "http://127.0.0.1:9"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert [line for line in err if line.startswith("error:")] == [
+        "error: no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE "
+        "(or --profile); nothing was changed"]
 
 
 def test_role_readmes_are_generated_from_argument_specs():
