@@ -52,6 +52,11 @@ def ensure_ssh_key(env: str) -> Path:
 
 def _require_local(env: str, inventory: Path | None = None) -> Inventory:
     inv = load_inventory(inventory or paths.inventory_dir(env))
+    if inv.topology.provider == "existing":
+        raise ProviderError(
+            f"environment {env!r} lists existing machines only: there is nothing to make or remove; "
+            f"converge it with 'quantbot-infra run site --env {env}'"
+        )
     if inv.topology.provider != "local":
         raise ProviderError(
             f"environment {env!r} uses provider {inv.topology.provider!r}; "

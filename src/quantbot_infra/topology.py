@@ -183,6 +183,67 @@ class Vpn(_Strict):
         return self
 
 
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOSTNAME_RE = rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$"
+# a Linux interface name: at most 15 characters, no slash or space
+NIC_RE = r"^[A-Za-z0-9_.:-]{1,15}$"
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+class ExistingHost(_Strict):
+    """A machine that already exists (bare metal in colocation, a VM made elsewhere): the
+    topology names it, the provider never creates or destroys it."""
+
+    # where SSH reaches it: an IP address or a DNS name
+    address: StrictStr
+    port: Annotated[StrictInt, Field(ge=1, le=65535)] = 22
+    # the address it sends from inside the environment (firewall allow-lists, services' binds);
+    # default: ``address`` when that is an IP address
+    private_ip: StrictStr | None = None
+    # the NIC that carries market data and orders (low-latency tuning, PTP)
+    trading_nic: Annotated[StrictStr, Field(pattern=NIC_RE)] | None = None
+    vars: dict[StrictStr, Any] = Field(default_factory=dict)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        if not (_is_ip(v) or re.match(HOSTNAME_RE, v)):
+            raise ValueError(f"expected an IP address or a DNS name, got {v!r}")
+        return v
+
+    @field_validator("private_ip")
+    @classmethod
+    def _private_ip(cls, v: str | None) -> str | None:
+        if v is not None and not _is_ip(v):
+            raise ValueError(f"expected an IP address, got {v!r}")
+        return v
+
+    @field_validator("vars")
+    @classmethod
+    def _var_names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key in v:
+            if not re.match(VAR_RE, key):
+                raise ValueError(f"variable name {key!r} is not a valid identifier")
+        return v
+
+    @model_validator(mode="after")
+    def _needs_private_ip(self) -> ExistingHost:
+        if self.private_ip is None and not _is_ip(self.address):
+            raise ValueError(f"private_ip is required when address is a DNS name ({self.address!r})")
+        return self
+
+    @property
+    def inside_ip(self) -> str:
+        return self.private_ip or self.address
+
+
 class NodeClass(_Strict):
     name: Name
     count: Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
@@ -196,6 +257,9 @@ class NodeClass(_Strict):
     # (data classes get DEFAULT_DATA_VOLUME when they name none)
     spot: bool = False
     volume: Volume | None = None
+    # machines that already exist, one per slot in slot order: the class is managed, never
+    # provisioned (its count must match)
+    existing: list[ExistingHost] | None = None
     vars: dict[StrictStr, Any] = Field(default_factory=dict)
 
     @field_validator("groups")
@@ -225,7 +289,8 @@ class NodeClass(_Strict):
 class Topology(_Strict):
     plugin: Literal["quantbot_topology"]
     environment: Literal["dev", "staging", "prod", "dr"]
-    provider: Literal["local", "aws"]
+    # existing: every class lists its machines (nothing is provisioned)
+    provider: Literal["local", "aws", "existing"]
     local: LocalProvider | None = None
     aws: AwsProvider | None = None
     regions: list[Region] = Field(min_length=1)
@@ -333,10 +398,12 @@ class Topology(_Strict):
                             raise _FieldError(f"vpn.sites[{i}].subnets[{j}]",
                                               f"{subnet} of site {site.name!r} overlaps aws.vpc_cidr "
                                               f"{self.aws.vpc_cidr}: routes to it would be ambiguous")
-            need = _subnet_bits(self.regions)
+            need = _subnet_bits(cloud_regions(self) or self.regions)
             if vpc.prefixlen + need > 28:
                 raise _FieldError("aws.vpc_cidr", f"{self.aws.vpc_cidr} is too small to split into "
                                   f"{2 ** need} subnets (a private and a public one per AZ)")
+
+        _check_existing(self)
 
         total = sum(c.count for c in self.classes)
         if self.local is not None:
@@ -357,6 +424,53 @@ class Topology(_Strict):
             if last_port > 65535:
                 raise _FieldError("local.ssh_port_base", "leaves no room for every class's ports")
         return self
+
+
+def _check_existing(topo: Topology) -> None:
+    """Existing machines: counts match, no address twice, only where nothing provisions them."""
+    seen_ssh: dict[tuple[str, int], str] = {}
+    seen_ip: dict[str, str] = {}
+    for i, cls in enumerate(topo.classes):
+        if cls.existing is None:
+            if topo.provider == "existing":
+                raise _FieldError(f"classes[{i}].existing",
+                                  "required when provider is 'existing': list the class's machines")
+            continue
+        if topo.provider == "local":
+            raise _FieldError(f"classes[{i}].existing", "not allowed with provider 'local' (it makes "
+                              "its own hosts); use provider 'existing' or 'aws'")
+        if len(cls.existing) != cls.count:
+            raise _FieldError(f"classes[{i}].existing", f"{len(cls.existing)} machines listed but count is "
+                              f"{cls.count}: list one machine per slot")
+        if cls.spot or cls.volume is not None:
+            raise _FieldError(f"classes[{i}].{'spot' if cls.spot else 'volume'}",
+                              "not allowed for existing machines (nothing provisions them)")
+        for j, host in enumerate(cls.existing):
+            here = f"classes[{i}].existing[{j}]"
+            key = (host.address.lower(), host.port)
+            if key in seen_ssh:
+                raise _FieldError(f"{here}.address", f"{host.address}:{host.port} is already {seen_ssh[key]}")
+            seen_ssh[key] = here
+            if host.inside_ip in seen_ip:
+                raise _FieldError(f"{here}.private_ip", f"{host.inside_ip} is already the private "
+                                                        f"address of {seen_ip[host.inside_ip]}")
+            seen_ip[host.inside_ip] = here
+
+
+def provisioned_classes(topo: Topology) -> list[NodeClass]:
+    """The classes a provider makes hosts for (not those of existing machines)."""
+    return [c for c in topo.classes if c.existing is None]
+
+
+def cloud_regions(topo: Topology) -> list[Region]:
+    """The regions a cloud provider builds networks in: those not given over to existing
+    machines alone (a colocation site is a region of the topology, but no VPC)."""
+    out = []
+    for region in topo.regions:
+        classes = [c for c in topo.classes if (c.region or topo.regions[0].name) == region.name]
+        if not classes or any(c.existing is None for c in classes):
+            out.append(region)
+    return out
 
 
 def _subnet_bits(regions: list[Region]) -> int:
@@ -480,7 +594,14 @@ def build_inventory(topo: Topology, provisioned: dict[str, Any] | None = None) -
                         "qb_local_gateway": str(net.network_address + 1),
                     }
                 )
-            if name in made:
+            if cls.existing is not None:
+                machine = cls.existing[index - 1]
+                hv.update(machine.vars)
+                hv.update({"ansible_host": machine.address, "ansible_port": machine.port,
+                           "qb_private_ip": machine.inside_ip, "qb_existing": True})
+                if machine.trading_nic:
+                    hv["qb_trading_nic"] = machine.trading_nic
+            elif name in made:
                 rec = made[name]
                 hv["ansible_host"] = rec.get("public_ip") or rec["private_ip"]
                 hv["qb_private_ip"] = rec["private_ip"]
@@ -499,7 +620,11 @@ def build_inventory(topo: Topology, provisioned: dict[str, Any] | None = None) -
             for g in host_groups:
                 groups.setdefault(g, []).append(name)
     # hosts behind a bastion learn which one (group_vars turn it into SSH options)
-    jumps = bastion.assign_bastions({h.name: {"groups": h.role_groups, "region": h.region} for h in hosts})
+    # (existing machines are reached at their own address: a class that needs a jump host sets
+    # qb_ssh_bastion in its vars)
+    existing = {c.name for c in topo.classes if c.existing is not None}
+    jumps = bastion.assign_bastions({h.name: {"groups": h.role_groups, "region": h.region} for h in hosts
+                                     if h.node_class not in existing or "bastion" in h.role_groups})
     for h in hosts:
         if h.name in jumps:
             h.vars["qb_ssh_bastion"] = jumps[h.name]
@@ -745,6 +870,7 @@ def _allowed_keys() -> dict[str, list[str]]:
         "aws": list(AwsProvider.model_fields),
         "aws.image": list(AwsImage.model_fields),
         "classes.volume": list(Volume.model_fields),
+        "classes.existing": list(ExistingHost.model_fields),
         "vpn": list(Vpn.model_fields),
         "vpn.sites": list(VpnSite.model_fields),
     }

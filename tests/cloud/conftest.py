@@ -155,3 +155,54 @@ class Cli:
 @pytest.fixture(scope="session")
 def cli(project, endpoint) -> Cli:
     return Cli(project, endpoint)
+
+
+STANDIN_NETWORK = "qb-ctest"
+STANDIN_PORT_BASE = 23200
+
+
+@pytest.fixture(scope="session")
+def standins(tmp_path_factory):
+    """Two systemd containers of the project's image standing in for existing machines (bare
+    metal in colocation): made by the local provider's playbook, reached on 127.0.0.1 ports."""
+    from quantbot_infra import local, paths
+    from quantbot_infra.runner import run_playbook
+
+    probe = (
+        subprocess.run(
+            ["docker", "image", "inspect", "quantbot-infra/host:bookworm"], capture_output=True, check=False
+        )
+        if shutil.which("docker")
+        else None
+    )
+    if probe is None or probe.returncode != 0:
+        pytest.fail(
+            "the mixed-topology test needs the Docker engine and the test-host image: run 'make setup'"
+        )
+    inv = tmp_path_factory.mktemp("standins")
+    (inv / "topology.yml").write_text(
+        yaml.safe_dump(
+            {
+                "plugin": "quantbot_topology",
+                "environment": "dev",
+                "provider": "local",
+                "local": {
+                    "network": STANDIN_NETWORK,
+                    "subnet": "10.240.98.0/24",
+                    "ssh_port_base": STANDIN_PORT_BASE,
+                },
+                "regions": [{"name": "standin", "azs": ["standin-a"]}],
+                "classes": [{"name": "standin", "count": 2, "groups": []}],
+            }
+        )
+    )
+    local.ensure_ssh_key("dev")
+    made = run_playbook("provision", "dev", inventory=inv)
+    assert made.ok, made.failed_tasks or made.error
+    hosts = [
+        {"address": "127.0.0.1", "port": STANDIN_PORT_BASE + i, "private_ip": f"10.240.98.{10 + i}"}
+        for i in (1, 2)
+    ]
+    yield {"hosts": hosts, "key": paths.state_dir("dev", ROOT) / "ssh" / "id_ed25519"}
+    gone = run_playbook("provision", "dev", inventory=inv, extra_vars={"qb_provision_state": "absent"})
+    assert gone.ok, gone.failed_tasks

@@ -21,7 +21,13 @@ from quantbot_infra.aws.plan import Plan, plan_down, plan_up
 from quantbot_infra.aws.session import AwsError, Session, error_code, paginate, translated
 from quantbot_infra.aws.spec import Resource, desired
 from quantbot_infra.runner import run_playbook
-from quantbot_infra.topology import Inventory, TopologyError, load_inventory, provisioned_path
+from quantbot_infra.topology import (
+    Inventory,
+    TopologyError,
+    cloud_regions,
+    load_inventory,
+    provisioned_path,
+)
 
 
 @dataclass
@@ -50,7 +56,10 @@ def check_offerings(sess: Session, inv: Inventory, topology_file: str) -> dict[s
     (``id``, ``root_device``)."""
     topo = inv.topology
     images = {}
+    cloud = {r.name for r in cloud_regions(topo)}
     for i, region in enumerate(topo.regions):
+        if region.name not in cloud:
+            continue  # existing machines only: nothing to check against AWS there
         with translated(sess, f"reading the offerings of {region.name}"):
             ec2 = sess.client("ec2", region.name)
             zones = {
@@ -69,7 +78,7 @@ def check_offerings(sess: Session, inv: Inventory, topology_file: str) -> dict[s
             classes = [
                 (k, c)
                 for k, c in enumerate(topo.classes)
-                if (c.region or topo.regions[0].name) == region.name and c.count
+                if (c.region or topo.regions[0].name) == region.name and c.count and c.existing is None
             ]
             types = sorted({c.instance_type for _, c in classes})
             known = set()
@@ -163,7 +172,7 @@ def make_plan(
     obs = observe(
         sess,
         env,
-        [r.name for r in inv.topology.regions],
+        [r.name for r in cloud_regions(inv.topology)],
         placement=any(r.kind == "placement" for r in wanted),
     )
     return Planned(inv, plan_up(env, sess.where(), wanted, obs), obs, wanted)
@@ -175,7 +184,7 @@ def apply_plan(
     """Carry out ``planned`` and write the provisioned state for the inventory."""
     env = planned.inventory.environment
     result = apply(sess, planned.plan, planned.observed.ids(), say)
-    obs = observe(sess, env, [r.name for r in planned.inventory.topology.regions], placement=False)
+    obs = observe(sess, env, [r.name for r in cloud_regions(planned.inventory.topology)], placement=False)
     state = provisioned_path(_topology_path(env, inventory), env)
     provisioned.write(state, provisioned.record(obs, sess.where()))
     return result, state
@@ -183,7 +192,7 @@ def apply_plan(
 
 def plan_destroy(env: str, sess: Session, inventory: Path | None = None) -> tuple[Plan, Observed]:
     inv, _ = load(env, inventory)
-    obs = observe(sess, env, [r.name for r in inv.topology.regions])
+    obs = observe(sess, env, [r.name for r in cloud_regions(inv.topology)])
     return plan_down(env, sess.where(), obs), obs
 
 

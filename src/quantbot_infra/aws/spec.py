@@ -14,7 +14,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from quantbot_infra.topology import Inventory, Topology, _subnet_bits, data_volume
+from quantbot_infra.topology import (
+    Inventory,
+    Topology,
+    _subnet_bits,
+    cloud_regions,
+    data_volume,
+    provisioned_classes,
+)
 
 MANAGED_BY = "quantbot-infra"
 TAG_ENV, TAG_MANAGED, TAG_KEY = "qb:env", "qb:managed-by", "qb:key"
@@ -62,18 +69,20 @@ class Rule:
 def region_cidrs(topo: Topology) -> dict[str, ipaddress.IPv4Network]:
     """Each region's share of ``aws.vpc_cidr`` (the whole of it for one region)."""
     vpc = ipaddress.ip_network(topo.aws.vpc_cidr)
-    bits = max(0, (len(topo.regions) - 1).bit_length())
+    regions = cloud_regions(topo)
+    bits = max(0, (len(regions) - 1).bit_length())
     blocks = list(vpc.subnets(prefixlen_diff=bits)) if bits else [vpc]
-    return {r.name: blocks[i] for i, r in enumerate(topo.regions)}
+    return {r.name: blocks[i] for i, r in enumerate(regions)}
 
 
 def subnet_cidrs(topo: Topology) -> dict[tuple[str, str], ipaddress.IPv4Network]:
     """(AZ, "private"|"public") -> CIDR: private subnets take the lower half of the region's
     blocks, public ones the upper, so adding an AZ (up to the half's size) moves no subnet."""
-    region_bits = max(0, (len(topo.regions) - 1).bit_length())
-    az_bits = _subnet_bits(topo.regions) - region_bits
+    regions = cloud_regions(topo)
+    region_bits = max(0, (len(regions) - 1).bit_length())
+    az_bits = _subnet_bits(regions) - region_bits
     out = {}
-    for region in topo.regions:
+    for region in regions:
         blocks = list(region_cidrs(topo)[region.name].subnets(prefixlen_diff=az_bits))
         half = len(blocks) // 2
         for i, az in enumerate(region.azs):
@@ -136,7 +145,7 @@ def desired(
     aws = topo.aws
     out: list[Resource] = []
     subnets = subnet_cidrs(topo)
-    for region in topo.regions:
+    for region in cloud_regions(topo):
         r = region.name
         out.append(
             Resource("vpc", f"vpc/{r}", r, f"qb-{env}-{r}", {"cidr": str(region_cidrs(topo)[r])}, ("cidr",))
@@ -198,13 +207,22 @@ def desired(
                 )
             )
     class_region = {c.name: (c.region or topo.regions[0].name) for c in topo.classes}
-    for cls in topo.classes:
+    # existing machines have no group to name: their addresses stand for them
+    machines = {c.name: sorted({f"{m.inside_ip}/32" for m in c.existing}) for c in topo.classes if c.existing}
+    made = {c.name: c for c in provisioned_classes(topo)}
+    for cls in made.values():
         r = class_region[cls.name]
-        sg_rules = [
-            rule
-            for rule in security_group_rules(rules.get(cls.name, []))
-            if not rule.source.startswith("sg:") or class_region.get(rule.source[3:]) == r
-        ]
+        sg_rules = set()
+        for rule in security_group_rules(rules.get(cls.name, [])):
+            source = rule.source[3:] if rule.source.startswith("sg:") else None
+            if source in machines:
+                sg_rules |= {
+                    Rule(rule.proto, rule.from_port, rule.to_port, cidr, rule.service)
+                    for cidr in machines[source]
+                }
+            elif source is None or class_region.get(source) == r:
+                sg_rules.add(rule)
+        sg_rules = sorted(sg_rules, key=lambda x: (x.identity(), x.service))
         out.append(
             Resource(
                 "sg",
@@ -228,7 +246,9 @@ def desired(
                 )
             )
     for host in inv.hosts:
-        cls = next(c for c in topo.classes if c.name == host.node_class)
+        cls = made.get(host.node_class)
+        if cls is None:
+            continue
         bastion = "bastion" in cls.groups
         tier = "public" if bastion else "private"
         volume = data_volume(cls)
