@@ -92,15 +92,17 @@ def _inventory_rows(inv: Inventory) -> list[dict[str, Any]]:
     for h in inv.hosts:
         row = {"host": h.name, "class": h.node_class, "groups": list(h.groups),
                "role_groups": list(h.role_groups), "region": h.region, "az": h.az}
-        if "ansible_port" in h.vars:
-            row["ssh"] = f"{h.vars['ansible_host']}:{h.vars['ansible_port']}"
+        if "ansible_host" in h.vars:
+            row["ssh"] = f"{h.vars['ansible_host']}:{h.vars.get('ansible_port', 22)}"
             row["private_ip"] = h.vars["qb_private_ip"]
+        if "qb_ssh_bastion" in h.vars:
+            row["via"] = h.vars["qb_ssh_bastion"]
         rows.append(row)
     return rows
 
 
 def cmd_inventory(args: argparse.Namespace) -> int:
-    inv = load_inventory(paths.inventory_dir(args.env))
+    inv = load_inventory(args.inventory or paths.inventory_dir(args.env))
     rows = _inventory_rows(inv)
     if args.json:
         print(json.dumps({"environment": inv.environment, "provider": inv.topology.provider,
@@ -110,7 +112,8 @@ def cmd_inventory(args: argparse.Namespace) -> int:
     print(f"environment {inv.environment} (provider {inv.topology.provider}): "
           f"{len(rows)} hosts")
     for r in rows:
-        extra = f"  ssh {r['ssh']}  ip {r['private_ip']}" if "ssh" in r else ""
+        extra = f"  ssh {r['ssh']}  ip {r['private_ip']}" if "ssh" in r else "  (no address yet)"
+        extra += f"  via {r['via']}" if "via" in r and "ssh" in r else ""
         print(f"  {r['host']:<24} {r['az']:<14} {','.join(r['role_groups']) or '-':<28}{extra}")
     return 0
 
@@ -213,11 +216,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from quantbot_infra.aws import provider
 
     env = _env_of(args)
+    from quantbot_infra.aws.spec import monthly_usage, render_usage
+
     planned = provider.make_plan(env, _session(args), args.inventory, None if args.json else _say)
+    usage = monthly_usage(planned.wanted)
     if args.json:
-        print(json.dumps(planned.plan.to_dict(), indent=2))
+        print(json.dumps({**planned.plan.to_dict(), "monthly_usage": usage}, indent=2))
     else:
         print(planned.plan.render())
+        print(render_usage(usage))
     return 0
 
 
@@ -333,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     inv = sub.add_parser("inventory", help="validate and show an environment's topology")
     inv.add_argument("--env", required=True)
+    inv.add_argument("--inventory", type=Path, help="inventory path (default: inventories/ENV)")
     inv.add_argument("--json", action="store_true")
     inv.set_defaults(func=cmd_inventory)
 

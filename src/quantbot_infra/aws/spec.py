@@ -277,3 +277,34 @@ def desired(
             )
         )
     return out
+
+
+HOURS_PER_MONTH = 730
+
+
+def monthly_usage(wanted: Sequence[Resource]) -> dict[str, Any]:
+    """What the environment runs for in a month, for a cost estimate against the region's price
+    list: instance hours per type (on demand and spot apart), NAT gateway hours, EBS GiB-months."""
+    hours: dict[str, int] = {}
+    ebs: dict[str, int] = {}
+    for r in wanted:
+        if r.kind != "instance":
+            continue
+        kind = r.attrs["instance_type"] + (" (spot)" if r.attrs["spot"] else "")
+        hours[kind] = hours.get(kind, 0) + HOURS_PER_MONTH
+        ebs["gp3"] = ebs.get("gp3", 0) + ROOT_VOLUME_GB
+        if r.attrs["volume"]:
+            vt = r.attrs["volume"]["type"]
+            ebs[vt] = ebs.get(vt, 0) + r.attrs["volume"]["size_gb"]
+    nats = sum(1 for r in wanted if r.kind == "nat")
+    return {"instance_hours": dict(sorted(hours.items())), "nat_gateway_hours": nats * HOURS_PER_MONTH,
+            "ebs_gib_months": dict(sorted(ebs.items())), "public_ipv4_hours": HOURS_PER_MONTH * (
+                nats + sum(1 for r in wanted if r.kind == "instance" and r.attrs["public"]))}
+
+
+def render_usage(usage: Mapping[str, Any]) -> str:
+    inst = ", ".join(f"{t} {h:,} h" for t, h in usage["instance_hours"].items())
+    ebs = ", ".join(f"{t} {g:,} GiB" for t, g in usage["ebs_gib_months"].items())
+    return (f"a month of this environment ({HOURS_PER_MONTH} h): instances {inst}; NAT gateways "
+            f"{usage['nat_gateway_hours']:,} h; public IPv4 {usage['public_ipv4_hours']:,} h; EBS {ebs} "
+            "(price them with the region's list)")
