@@ -189,6 +189,14 @@ HOSTNAME_RE = rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$"
 NIC_RE = r"^[A-Za-z0-9_.:-]{1,15}$"
 
 
+def _identifiers(v: dict[str, Any]) -> dict[str, Any]:
+    """``v`` if every key is a valid variable name."""
+    for key in v:
+        if not re.match(VAR_RE, key):
+            raise ValueError(f"variable name {key!r} is not a valid identifier")
+    return v
+
+
 def _is_ip(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
@@ -225,13 +233,7 @@ class ExistingHost(_Strict):
             raise ValueError(f"expected an IP address, got {v!r}")
         return v
 
-    @field_validator("vars")
-    @classmethod
-    def _var_names(cls, v: dict[str, Any]) -> dict[str, Any]:
-        for key in v:
-            if not re.match(VAR_RE, key):
-                raise ValueError(f"variable name {key!r} is not a valid identifier")
-        return v
+    _var_names = field_validator("vars")(classmethod(lambda cls, v: _identifiers(v)))
 
     @model_validator(mode="after")
     def _needs_private_ip(self) -> ExistingHost:
@@ -277,13 +279,7 @@ class NodeClass(_Strict):
             _reject_duplicates(v, "AZ")
         return v
 
-    @field_validator("vars")
-    @classmethod
-    def _var_names(cls, v: dict[str, Any]) -> dict[str, Any]:
-        for key in v:
-            if not re.match(VAR_RE, key):
-                raise ValueError(f"variable name {key!r} is not a valid identifier")
-        return v
+    _var_names = field_validator("vars")(classmethod(lambda cls, v: _identifiers(v)))
 
 
 class Topology(_Strict):
