@@ -259,7 +259,7 @@ def _cloud_down(args: argparse.Namespace, env: str) -> int:
 
     started = time.monotonic()
     sess = _session(args)
-    plan, obs = provider.plan_destroy(env, sess, args.inventory)
+    plan, obs = provider.plan_destroy(env, sess, args.inventory, delete_backups=args.delete_backups)
     print(plan.render())
     if args.confirm != env:
         print(f"not destroyed: nothing was changed; 'down' destroys {env} only with --confirm {env}",
@@ -269,7 +269,8 @@ def _cloud_down(args: argparse.Namespace, env: str) -> int:
     print(f"down {env}: {len(result.done)} resource(s) destroyed in {time.monotonic() - started:.1f}s")
     for line in result.kept:
         print(f"  kept: {line}")
-    kept = plan.of("keep")
+    # the backup bucket is kept on purpose; anything else kept is held by a foreign resource
+    kept = [s for s in plan.of("keep") if s.kind != "bucket"]
     return 0 if result.complete and not kept else 3
 
 
@@ -377,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--yes", action="store_true", help="AWS: apply the plan without asking (CI)")
         else:
             sp.add_argument("--confirm", metavar="ENV", help="AWS: the environment's name, to destroy it")
+            sp.add_argument("--delete-backups", action="store_true",
+                            help="AWS: remove the off-site backup bucket too (kept by default)")
         sp.set_defaults(func=func)
     return p
 

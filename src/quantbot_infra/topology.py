@@ -137,6 +137,8 @@ class AwsProvider(_Strict):
     # NAT gateways: one per AZ (an AZ's outage leaves the others their way out) or one per region
     nat: Literal["per_az", "per_region"] = "per_az"
     image: AwsImage = Field(default_factory=AwsImage)
+    # the off-site backup bucket keeps an overwritten or deleted version this many days
+    backup_noncurrent_days: Annotated[StrictInt, Field(ge=1, le=3650)] = 30
 
     @field_validator("vpc_cidr")
     @classmethod

@@ -58,9 +58,9 @@ def endpoint(tmp_path_factory):
 def ec2(endpoint):
     """Clients of the test's own (fake-credential) account, per region."""
 
-    def client(region: str):
+    def client(region: str, service: str = "ec2"):
         return boto3.client(
-            "ec2",
+            service,
             region_name=region,
             endpoint_url=endpoint,
             **{"aws_access_key_id": "testing", "aws_secret_access_key": "testing"},

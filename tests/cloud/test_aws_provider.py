@@ -52,6 +52,15 @@ def tagged_for(ec2, env: str, region: str) -> list[str]:
     found += [v["VolumeId"] for v in c.describe_volumes(Filters=f)["Volumes"]]
     found += [e["NetworkInterfaceId"] for e in c.describe_network_interfaces(Filters=f)["NetworkInterfaces"]]
     found += list(instances(ec2, region, env))
+    s3 = ec2(region, "s3")
+    for b in s3.list_buckets()["Buckets"]:
+        try:
+            tags = s3.get_bucket_tagging(Bucket=b["Name"])["TagSet"]
+        except s3.exceptions.ClientError:
+            continue
+        where = s3.get_bucket_location(Bucket=b["Name"]).get("LocationConstraint") or "us-east-1"
+        if _tags({"Tags": tags}).get("qb:env") == env and where == region:
+            found.append(b["Name"])
     return sorted(found)
 
 
@@ -125,6 +134,7 @@ def test_plan_from_nothing_creates_everything_and_changes_nothing(cli, ec2):
     assert sum(k.startswith("sg/") for k in creates) == 7
     assert sum(k.startswith("subnet/") for k in creates) == 6
     assert sum(k.startswith("nat/") for k in creates) == 3
+    assert "bucket/backup" in creates
     # the local endpoint has no placement groups: said, one line, not silently dropped
     skipped = [s for s in plan["steps"] if s["action"] == "skip"]
     assert [s["key"] for s in skipped] == ["placement/trading"]
@@ -185,6 +195,27 @@ def test_every_resource_carries_its_identity(ec2):
         }
         key = _tags(rtb)["qb:key"]
         assert routes["0.0.0.0/0"].startswith("igw-" if key.endswith("/public") else "nat-"), key
+
+
+def test_the_backup_bucket_is_versioned_encrypted_private_and_expires_old_versions(cli, ec2):
+    s3 = ec2("eu-west-1", "s3")
+    name = "qb-prod-backup-123456789012-eu-west-1"
+    assert _tags({"Tags": s3.get_bucket_tagging(Bucket=name)["TagSet"]})["qb:key"] == "bucket/backup"
+    assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
+    rule = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert all(s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"].values())
+    (life,) = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+    assert life["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30
+    assert life["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 7
+    # someone suspends versioning: the plan says so and up puts it back
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Suspended"})
+    plan = cli.plan("prod")
+    (update,) = [s for s in plan["steps"] if s["action"] == "update"]
+    assert update["key"] == "bucket/backup" and "versioning Suspended -> Enabled" in update["detail"]
+    assert cli("up", "prod", "--yes").returncode == 0
+    assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
+    s3.put_object(Bucket=name, Key="backup/quantbot/backup.info", Body=b"a backup's catalogue")
 
 
 def _sg_rules(ec2, cls: str) -> set[tuple]:
@@ -346,14 +377,21 @@ def test_down_needs_confirm_and_keeps_foreign_resources(cli, ec2):
     assert gone.returncode == 3  # the VPC stays while it holds what is not ours
     assert c.describe_security_groups(GroupIds=[foreign["GroupId"]])["SecurityGroups"]
     left = tagged_for(ec2, "prod", "eu-west-1")
-    assert left and all(x.startswith(("vpc-", "subnet-", "igw-", "rtb-")) for x in left), left
+    assert left and all(x.startswith(("vpc-", "subnet-", "igw-", "rtb-", "qb-prod-backup-")) for x in left), (
+        left
+    )
     assert instances(ec2) == {}
 
     c.delete_security_group(GroupId=foreign["GroupId"])
     done = cli("down", "prod", "--confirm", "prod")
     assert done.returncode == 0, done.stdout + done.stderr
+    # the off-site backups outlive the environment unless asked
+    assert tagged_for(ec2, "prod", "eu-west-1") == ["qb-prod-backup-123456789012-eu-west-1"]
+    assert "--delete-backups removes them" in done.stdout
+    purge = cli("down", "prod", "--confirm", "prod", "--delete-backups")
+    assert purge.returncode == 0, purge.stdout + purge.stderr
     assert tagged_for(ec2, "prod", "eu-west-1") == []
     # dr is untouched by prod's down
     assert len(instances(ec2, "eu-central-1", "dr")) == 12
-    assert cli("down", "dr", "--confirm", "dr").returncode == 0
+    assert cli("down", "dr", "--confirm", "dr", "--delete-backups").returncode == 0
     assert tagged_for(ec2, "dr", "eu-central-1") == []

@@ -74,10 +74,27 @@ def _rules(permissions: Iterable[Mapping[str, Any]], class_of_group: Mapping[str
 def observe(sess: Session, env: str, regions: Iterable[str], *, placement: bool = True) -> Observed:
     """Everything the environment owns in ``regions``, plus the foreign resources in its VPCs."""
     obs = Observed(env)
+    regions = list(regions)
     for region in regions:
         with translated(sess, f"reading {env}'s resources in {region}"):
             _observe_region(sess, obs, region, placement)
+    if regions:
+        with translated(sess, f"reading {env}'s backup bucket"):
+            _observe_buckets(sess, obs, regions[0])
     return obs
+
+
+def _observe_buckets(sess: Session, obs: Observed, region: str) -> None:
+    from quantbot_infra.aws import bucket
+
+    s3 = sess.client("s3", region)
+    prefix = f"qb-{obs.env}-backup-"
+    for b in s3.list_buckets().get("Buckets", []):
+        if not b["Name"].startswith(prefix):
+            continue
+        where = s3.get_bucket_location(Bucket=b["Name"]).get("LocationConstraint") or "us-east-1"
+        tags, settings = bucket.read(sess.client("s3", where), b["Name"])
+        _add(obs, "bucket", b["Name"], where, tags, **settings)
 
 
 def _add(obs: Observed, kind: str, rid: str, region: str, tags: Mapping[str, str], **attrs: Any) -> Found:

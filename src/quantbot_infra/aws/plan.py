@@ -15,6 +15,8 @@ from typing import Any
 from quantbot_infra.aws.observe import Found, Observed
 from quantbot_infra.aws.spec import KINDS, Resource
 
+# settings of a kept resource that an update puts right
+_SETTINGS = ("versioning", "encryption", "public_access", "lifecycle")
 SYMBOL = {
     "create": "+",
     "keep": "=",
@@ -124,6 +126,9 @@ def _differences(res: Resource, found: Found) -> tuple[list[str], list[str]]:
         elif attr == "termination_protection":
             if bool(want) != bool(have):
                 fix.append(f"termination protection {'on' if want else 'off'}")
+        elif attr in _SETTINGS:
+            if want != have:
+                fix.append(f"{attr} {have} -> {want}")
         elif want != have:
             drift.append(f"{attr} {have} -> {want}")
     return fix, drift
@@ -193,14 +198,28 @@ def plan_up(env: str, where: str, want: Iterable[Resource], obs: Observed) -> Pl
     return plan
 
 
-def plan_down(env: str, where: str, obs: Observed) -> Plan:
+def plan_down(env: str, where: str, obs: Observed, *, delete_backups: bool = False) -> Plan:
     """Destroy everything the environment owns and what its instances left behind; containers
-    (VPC, subnets, gateway, route tables) that hold foreign resources are kept."""
+    (VPC, subnets, gateway, route tables) that hold foreign resources are kept, and so is the
+    off-site backup bucket unless ``delete_backups``."""
     plan = Plan(env, where)
     blocked_vpcs = {_vpc_of(f) for f in obs.foreign} - {None}
     for key, found in obs.owned.items():
         vpc_id = found.id if found.kind == "vpc" else _vpc_of(found)
-        if found.kind in ("vpc", "subnet", "igw", "rtb") and vpc_id in blocked_vpcs:
+        if found.kind == "bucket" and not delete_backups:
+            plan.steps.append(
+                Step(
+                    "keep",
+                    found.kind,
+                    key,
+                    found.region,
+                    found.name,
+                    found.id,
+                    "the off-site backups outlive the environment: down --delete-backups removes them",
+                    found=found,
+                )
+            )
+        elif found.kind in ("vpc", "subnet", "igw", "rtb") and vpc_id in blocked_vpcs:
             plan.steps.append(
                 Step(
                     "keep",

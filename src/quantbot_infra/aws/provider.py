@@ -167,7 +167,10 @@ def make_plan(
     say("reading the firewall catalogue for the security groups")
     rules = catalogue(env, path, inv)
     key = local.ensure_ssh_key(env).with_suffix(".pub").read_text()
-    wanted = desired(inv, rules, images, key)
+    first = cloud_regions(inv.topology)[0].name
+    with translated(sess, "reading the account's id"):
+        account = sess.client("sts", first).get_caller_identity()["Account"]
+    wanted = desired(inv, rules, images, key, account)
     say("reading what the account holds")
     obs = observe(
         sess,
@@ -190,10 +193,12 @@ def apply_plan(
     return result, state
 
 
-def plan_destroy(env: str, sess: Session, inventory: Path | None = None) -> tuple[Plan, Observed]:
+def plan_destroy(
+    env: str, sess: Session, inventory: Path | None = None, *, delete_backups: bool = False
+) -> tuple[Plan, Observed]:
     inv, _ = load(env, inventory)
     obs = observe(sess, env, [r.name for r in cloud_regions(inv.topology)])
-    return plan_down(env, sess.where(), obs), obs
+    return plan_down(env, sess.where(), obs, delete_backups=delete_backups), obs
 
 
 def destroy(

@@ -28,7 +28,7 @@ TAG_ENV, TAG_MANAGED, TAG_KEY = "qb:env", "qb:managed-by", "qb:key"
 TAG_CLASS, TAG_SLOT = "qb:class", "qb:slot"
 LOWLATENCY_GROUP = "lowlatency"
 # creation order; destruction runs it backwards (instances before the SGs and subnets they use)
-KINDS = ("vpc", "igw", "subnet", "eip", "nat", "rtb", "sg", "placement", "instance")
+KINDS = ("bucket", "vpc", "igw", "subnet", "eip", "nat", "rtb", "sg", "placement", "instance")
 
 
 @dataclass(frozen=True)
@@ -135,15 +135,21 @@ def desired(
     rules: Mapping[str, Sequence[Mapping[str, Any]]],
     images: Mapping[str, Mapping[str, str]],
     public_key: str,
+    account: str = "",
 ) -> list[Resource]:
     """Every resource of the environment, in creation order.
 
     ``rules``: class -> its services from the firewall catalogue; ``images``: region -> the
-    image's ``id`` and ``root_device``."""
+    image's ``id`` and ``root_device``; ``account``: the account id (names the backup bucket)."""
+    from quantbot_infra.aws import bucket
+
     topo = inv.topology
     env = topo.environment
     aws = topo.aws
     out: list[Resource] = []
+    backups = bucket.wanted(topo, account) if account else None
+    if backups is not None:
+        out.append(backups)
     subnets = subnet_cidrs(topo)
     for region in cloud_regions(topo):
         r = region.name
@@ -297,14 +303,20 @@ def monthly_usage(wanted: Sequence[Resource]) -> dict[str, Any]:
             vt = r.attrs["volume"]["type"]
             ebs[vt] = ebs.get(vt, 0) + r.attrs["volume"]["size_gb"]
     nats = sum(1 for r in wanted if r.kind == "nat")
-    return {"instance_hours": dict(sorted(hours.items())), "nat_gateway_hours": nats * HOURS_PER_MONTH,
-            "ebs_gib_months": dict(sorted(ebs.items())), "public_ipv4_hours": HOURS_PER_MONTH * (
-                nats + sum(1 for r in wanted if r.kind == "instance" and r.attrs["public"]))}
+    return {
+        "instance_hours": dict(sorted(hours.items())),
+        "nat_gateway_hours": nats * HOURS_PER_MONTH,
+        "ebs_gib_months": dict(sorted(ebs.items())),
+        "public_ipv4_hours": HOURS_PER_MONTH
+        * (nats + sum(1 for r in wanted if r.kind == "instance" and r.attrs["public"])),
+    }
 
 
 def render_usage(usage: Mapping[str, Any]) -> str:
     inst = ", ".join(f"{t} {h:,} h" for t, h in usage["instance_hours"].items())
     ebs = ", ".join(f"{t} {g:,} GiB" for t, g in usage["ebs_gib_months"].items())
-    return (f"a month of this environment ({HOURS_PER_MONTH} h): instances {inst}; NAT gateways "
-            f"{usage['nat_gateway_hours']:,} h; public IPv4 {usage['public_ipv4_hours']:,} h; EBS {ebs} "
-            "(price them with the region's list)")
+    return (
+        f"a month of this environment ({HOURS_PER_MONTH} h): instances {inst}; NAT gateways "
+        f"{usage['nat_gateway_hours']:,} h; public IPv4 {usage['public_ipv4_hours']:,} h; EBS {ebs} "
+        "(price them with the region's list)"
+    )
