@@ -218,6 +218,17 @@ def test_the_backup_bucket_is_versioned_encrypted_private_and_expires_old_versio
     s3.put_object(Bucket=name, Key="backup/quantbot/backup.info", Body=b"a backup's catalogue")
 
 
+def test_only_the_backup_hosts_reach_the_bucket_through_their_instance_profile(ec2):
+    iam = ec2("eu-west-1", "iam")
+    with_profile = {n for n, i in instances(ec2).items() if i.get("IamInstanceProfile")}
+    assert with_profile == {"prod-monitoring-01"}  # the class in the `backup` group
+    doc = iam.get_role_policy(RoleName="qb-prod-backup", PolicyName="qb-backup-bucket")["PolicyDocument"]
+    doc = json.loads(doc) if isinstance(doc, str) else doc
+    bucket = "arn:aws:s3:::qb-prod-backup-123456789012-eu-west-1"
+    assert sorted(r for s in doc["Statement"] for r in [s["Resource"]]) == [bucket, bucket + "/*"]
+    assert not any(a == "*" or a.endswith(":*") for s in doc["Statement"] for a in s["Action"])
+
+
 def _sg_rules(ec2, cls: str) -> set[tuple]:
     c = ec2("eu-west-1")
     groups = c.describe_security_groups(Filters=ENV_FILTER)["SecurityGroups"]
@@ -391,6 +402,11 @@ def test_down_needs_confirm_and_keeps_foreign_resources(cli, ec2):
     purge = cli("down", "prod", "--confirm", "prod", "--delete-backups")
     assert purge.returncode == 0, purge.stdout + purge.stderr
     assert tagged_for(ec2, "prod", "eu-west-1") == []
+    iam = ec2("eu-west-1", "iam")
+    assert "qb-prod-backup" not in [r["RoleName"] for r in iam.list_roles()["Roles"]]
+    assert "qb-prod-backup" not in [
+        p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]
+    ]
     # dr is untouched by prod's down
     assert len(instances(ec2, "eu-central-1", "dr")) == 12
     assert cli("down", "dr", "--confirm", "dr", "--delete-backups").returncode == 0

@@ -215,3 +215,28 @@ def test_down_keeps_the_vpc_around_foreign_resources():
     assert kept == {"vpc", "igw", "subnet", "rtb"}
     assert {s.kind for s in plan.of("destroy")} == {"instance", "sg", "nat", "eip"}
     assert [s.id for s in plan.of("foreign")] == ["sg-theirs"]
+
+
+def test_a_backup_class_brings_the_bucket_and_the_profile_only_its_hosts_carry():
+    t = topo()
+    res = spec.desired(build_inventory(t), {}, IMAGES, "k", account="123456789012")
+    by_kind = {r.kind: r for r in res}
+    assert by_kind["bucket"].name == "qb-prod-backup-123456789012-eu-west-1"
+    assert by_kind["bucket"].attrs == {
+        "versioning": "Enabled",
+        "encryption": "aws:kms",
+        "public_access": True,
+        "lifecycle": 30,
+    }
+    statements = by_kind["profile"].attrs["policy"]["Statement"]
+    assert {s["Resource"] for s in statements} == {
+        "arn:aws:s3:::qb-prod-backup-123456789012-eu-west-1",
+        "arn:aws:s3:::qb-prod-backup-123456789012-eu-west-1/*",
+    }
+    assert {r.name for r in res if r.kind == "instance" and r.attrs["profile"]} == {"prod-monitoring-01"}
+    no_backup = topo(lambda d: d["classes"][6].update(groups=["monitoring"]))
+    assert not [
+        r
+        for r in spec.desired(build_inventory(no_backup), {}, IMAGES, "k", account="1")
+        if r.kind in ("bucket", "profile")
+    ]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from quantbot_infra.aws import bucket
+from quantbot_infra.aws import bucket, profile
 from quantbot_infra.aws.plan import Plan, Step
 from quantbot_infra.aws.session import Session, error_code, translated
 from quantbot_infra.aws.spec import KINDS, ROOT_VOLUME_GB, Resource
@@ -42,7 +42,7 @@ def apply(sess: Session, plan: Plan, ids: dict[str, str], on_step: Progress | No
     created_instances: dict[str, list[str]] = {}
     for step in ahead:
         with translated(sess, f"{step.action} {step.kind} {step.key}"):
-            ec2 = sess.client("s3" if step.kind == "bucket" else "ec2", step.region)
+            ec2 = sess.client(_SERVICE.get(step.kind, "ec2"), step.region)
             if step.action == "create":
                 rid = _CREATE[step.kind](ec2, step.resource, plan.env, ids)
                 ids[step.key] = rid
@@ -208,7 +208,11 @@ def _instance(ec2: Any, res: Resource, env: str, ids: dict[str, str]) -> str:
             "MarketType": "spot",
             "SpotOptions": {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"},
         }
-    iid = ec2.run_instances(**args)["Instances"][0]["InstanceId"]
+    if a["profile"]:
+        args["IamInstanceProfile"] = {"Name": ids[profile.KEY]}
+        iid = profile.launch_retrying(ec2.run_instances, **args)["Instances"][0]["InstanceId"]
+    else:
+        iid = ec2.run_instances(**args)["Instances"][0]["InstanceId"]
     if a["termination_protection"]:
         # said at launch; said again, where an endpoint ignores the launch parameter
         ec2.modify_instance_attribute(InstanceId=iid, DisableApiTermination={"Value": True})
@@ -226,7 +230,10 @@ _CREATE: dict[str, Callable[[Any, Resource, str, dict[str, str]], str]] = {
     "placement": _placement,
     "instance": _instance,
     "bucket": bucket.create,
+    "profile": profile.create,
 }
+# the API of each kind that is not EC2's
+_SERVICE = {"bucket": "s3", "profile": "iam"}
 
 
 # --------------------------------------------------------------------------- updates
@@ -279,6 +286,8 @@ def _update(ec2: Any, step: Step, ids: dict[str, str]) -> None:
             ec2.associate_route_table(RouteTableId=found.id, SubnetId=ids[key])
     elif step.kind == "bucket":
         bucket.configure(ec2, res)
+    elif step.kind == "profile":
+        profile.configure(ec2, res)
     elif step.kind == "instance":
         ec2.modify_instance_attribute(
             InstanceId=found.id, DisableApiTermination={"Value": res.attrs["termination_protection"]}
@@ -321,7 +330,7 @@ def _destroy(sess: Session, plan: Plan, ids: dict[str, str], say: Progress, out:
     for s in steps:
         if s.kind == "instance":
             continue
-        ec2 = sess.client("s3" if s.kind == "bucket" else "ec2", s.region)
+        ec2 = sess.client(_SERVICE.get(s.kind, "ec2"), s.region)
         with translated(sess, f"destroying {s.kind} {s.key or s.id}"):
             try:
                 _DELETE[s.kind](ec2, s)
@@ -386,4 +395,5 @@ _DELETE: dict[str, Callable[[Any, Step], Any]] = {
     "igw": _delete_igw,
     "vpc": lambda ec2, s: ec2.delete_vpc(VpcId=s.id),
     "bucket": lambda s3, s: bucket.empty_and_delete(s3, s.id),
+    "profile": lambda iam, s: profile.delete(iam, s.id),
 }

@@ -95,6 +95,11 @@ def _observe_buckets(sess: Session, obs: Observed, region: str) -> None:
         where = s3.get_bucket_location(Bucket=b["Name"]).get("LocationConstraint") or "us-east-1"
         tags, settings = bucket.read(sess.client("s3", where), b["Name"])
         _add(obs, "bucket", b["Name"], where, tags, **settings)
+    from quantbot_infra.aws import profile
+
+    role = profile.read(sess.client("iam", region), f"qb-{obs.env}-backup")
+    if role is not None:
+        _add(obs, "profile", f"qb-{obs.env}-backup", region, role[0], **role[1])
 
 
 def _add(obs: Observed, kind: str, rid: str, region: str, tags: Mapping[str, str], **attrs: Any) -> Found:

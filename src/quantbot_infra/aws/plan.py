@@ -16,7 +16,7 @@ from quantbot_infra.aws.observe import Found, Observed
 from quantbot_infra.aws.spec import KINDS, Resource
 
 # settings of a kept resource that an update puts right
-_SETTINGS = ("versioning", "encryption", "public_access", "lifecycle")
+_SETTINGS = ("versioning", "encryption", "public_access", "lifecycle", "policy")
 SYMBOL = {
     "create": "+",
     "keep": "=",
@@ -128,7 +128,7 @@ def _differences(res: Resource, found: Found) -> tuple[list[str], list[str]]:
                 fix.append(f"termination protection {'on' if want else 'off'}")
         elif attr in _SETTINGS:
             if want != have:
-                fix.append(f"{attr} {have} -> {want}")
+                fix.append("the role's policy" if attr == "policy" else f"{attr} {have} -> {want}")
         elif want != have:
             drift.append(f"{attr} {have} -> {want}")
     return fix, drift

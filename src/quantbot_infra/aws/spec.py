@@ -28,7 +28,7 @@ TAG_ENV, TAG_MANAGED, TAG_KEY = "qb:env", "qb:managed-by", "qb:key"
 TAG_CLASS, TAG_SLOT = "qb:class", "qb:slot"
 LOWLATENCY_GROUP = "lowlatency"
 # creation order; destruction runs it backwards (instances before the SGs and subnets they use)
-KINDS = ("bucket", "vpc", "igw", "subnet", "eip", "nat", "rtb", "sg", "placement", "instance")
+KINDS = ("bucket", "profile", "vpc", "igw", "subnet", "eip", "nat", "rtb", "sg", "placement", "instance")
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,9 @@ def desired(
     out: list[Resource] = []
     backups = bucket.wanted(topo, account) if account else None
     if backups is not None:
-        out.append(backups)
+        from quantbot_infra.aws import profile
+
+        out += [backups, profile.wanted(env, backups)]
     subnets = subnet_cidrs(topo)
     for region in cloud_regions(topo):
         r = region.name
@@ -276,6 +278,7 @@ def desired(
                     "placement": f"placement/{cls.name}" if LOWLATENCY_GROUP in cls.groups else None,
                     "volume": {"size_gb": volume.size_gb, "type": volume.type} if volume else None,
                     "termination_protection": env == "prod",
+                    "profile": backups is not None and bucket.BACKUP_GROUP in cls.groups,
                     "user_data": user_data(aws.ssh_user, public_key),
                 },
                 ("instance_type", "az", "termination_protection"),
