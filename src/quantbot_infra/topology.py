@@ -544,6 +544,7 @@ def build_inventory(topo: Topology, provisioned: dict[str, Any] | None = None) -
     lists get their addresses (``ansible_host``: the public address of a host that has one, a
     bastion; else the private one) and instance id."""
     made = (provisioned or {}).get("hosts", {})
+    backup_bucket = (provisioned or {}).get("backup_bucket")
     regions = {r.name: r for r in topo.regions}
     hosts: list[Host] = []
     groups: dict[str, list[str]] = {}
@@ -604,6 +605,10 @@ def build_inventory(topo: Topology, provisioned: dict[str, Any] | None = None) -
                 hv["ansible_host"] = rec.get("public_ip") or rec["private_ip"]
                 hv["qb_private_ip"] = rec["private_ip"]
                 hv["qb_instance_id"] = rec["instance_id"]
+            if backup_bucket:
+                # pgBackRest's off-site repository (roles pgbackrest_repo, postgresql)
+                hv["qb_backup_bucket"] = backup_bucket["name"]
+                hv["qb_backup_bucket_region"] = backup_bucket["region"]
             if topo.vpn is not None:
                 hv["qb_vpn_pool"] = topo.vpn.pool
                 hv["qb_vpn_port"] = topo.vpn.port
@@ -637,7 +642,8 @@ def build_inventory(topo: Topology, provisioned: dict[str, Any] | None = None) -
 # then makes a few thousand variable assignments, not a hundred thousand.
 _SHARED_BY = {
     "env": ("qb_env", "qb_provider", "qb_vpn_pool", "qb_vpn_port", "qb_vpn_sites", "qb_local_network",
-            "qb_local_subnet", "qb_local_image", "qb_local_gateway", "ansible_host"),
+            "qb_local_subnet", "qb_local_image", "qb_local_gateway", "ansible_host", "qb_backup_bucket",
+            "qb_backup_bucket_region"),
     "region": ("qb_region",),
     "az": ("qb_az",),
     "class": ("qb_class", "qb_instance_type", "qb_role_groups", "qb_vpn_site"),

@@ -1,5 +1,9 @@
-"""Backup -> destroy the data -> restore: every row comes back, on the primary and its replica."""
+"""Backup -> destroy the data -> restore: every row comes back, on the primary and its replica.
 
+The backup goes to both repositories, the local one and the off-site one in S3 (a bucket of a
+local AWS endpoint, prepare.yml); the restore reads the off-site one."""
+
+import json
 import time
 
 from conftest import IP, flat, host, local_sql, playbook, psql
@@ -22,6 +26,15 @@ def test_backup_destroy_restore_keeps_every_row(app_password):
     assert "PostgreSQL full backup" in flat(backup)
     info = host("dbha-app-1").check_output("su postgres -s /bin/sh -c 'pgbackrest --stanza=quantbot info'")
     assert "status: ok" in info and "full backup:" in info
+    (stanza,) = json.loads(host("dbha-app-1").check_output(
+        "su postgres -s /bin/sh -c 'pgbackrest --stanza=quantbot info --output=json'"))
+    assert [(r["key"], r["cipher"], r["status"]["code"]) for r in stanza["repo"]] == [
+        (1, "aes-256-cbc", 0), (2, "aes-256-cbc", 0)]
+    assert {b["database"]["repo-key"] for b in stanza["backup"] if b["type"] == "full"} == {1, 2}
+    # the bucket holds the backup (encrypted by pgBackRest before it leaves the host)
+    objects = _s3().list_objects_v2(Bucket="qb-molecule-backup", Prefix="quantbot/backup/quantbot/")
+    assert objects["KeyCount"] > 0
+    assert _s3().get_bucket_versioning(Bucket="qb-molecule-backup")["Status"] == "Enabled"
 
     # destroy the primary's data
     pg1 = host("dbha-pg-1")
@@ -35,8 +48,9 @@ def test_backup_destroy_restore_keeps_every_row(app_password):
     assert not pg1.file("/var/lib/postgresql/15/main").exists
 
     started = time.monotonic()
-    restored = playbook("restore.yml", "-e", "restore_confirm=restore")
-    print(f"restore.yml (restore + re-clone replica): {time.monotonic() - started:.1f} s")
+    # from the off-site copy: what is left when the repository host is lost too
+    restored = playbook("restore.yml", "-e", "restore_confirm=restore", "-e", "restore_repo=2")
+    print(f"restore.yml from S3 (restore + re-clone replica): {time.monotonic() - started:.1f} s")
     assert "dbha-pg-1 restored and primary after" in flat(restored)
 
     assert local_sql("dbha-pg-1", "SELECT pg_is_in_recovery()").strip() == "f"
@@ -63,3 +77,10 @@ def test_redis_snapshot_was_taken_and_checked():
     check = host(name).run(f"redis-check-rdb /var/lib/qb-backups/redis/{latest}")
     assert check.rc == 0 and "RDB looks OK" in check.stdout
     assert host(name).file(f"/var/lib/qb-backups/redis/{latest}").mode == 0o600
+
+
+def _s3():
+    import boto3
+
+    return boto3.client("s3", region_name="eu-west-1", endpoint_url="http://10.240.97.1:5199",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")

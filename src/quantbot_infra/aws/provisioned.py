@@ -24,11 +24,14 @@ def record(obs: Observed, where: str) -> dict[str, Any]:
                 "private_ip": f.attrs["private_ip"],
                 "public_ip": f.attrs["public_ip"] or None,
             }
+    backups = obs.owned.get("bucket/backup")
     return {
         "environment": obs.env,
         "provider": "aws",
         "endpoint": where,
         "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        # pgBackRest's off-site repository
+        "backup_bucket": {"name": backups.id, "region": backups.region} if backups else None,
         "hosts": dict(sorted(hosts.items())),
     }
 
