@@ -151,3 +151,26 @@ def test_a_topology_of_existing_machines_only():
 
     inv = build_inventory(mixed(only))
     assert [h.name for h in inv.hosts] == ["staging-colo-01", "staging-colo-02"]
+
+
+def test_the_provisioned_state_gives_addresses_and_the_backup_bucket():
+    from quantbot_infra.topology import build_inventory as build
+
+    t = mixed()
+    made = {
+        "backup_bucket": {"name": "qb-staging-backup-1-eu-west-1", "region": "eu-west-1"},
+        "hosts": {
+            "staging-bastion-01": {
+                "instance_id": "i-1",
+                "private_ip": "10.20.128.4",
+                "public_ip": "198.51.100.7",
+            },
+            "staging-pg-01": {"instance_id": "i-2", "private_ip": "10.20.0.4", "public_ip": None},
+        },
+    }
+    hosts = {h.name: h.vars for h in build(t, made).hosts}
+    assert hosts["staging-bastion-01"]["ansible_host"] == "198.51.100.7"
+    assert hosts["staging-pg-01"]["ansible_host"] == hosts["staging-pg-01"]["qb_private_ip"] == "10.20.0.4"
+    assert "ansible_host" not in hosts["staging-pg-02"]  # not made yet
+    assert hosts["staging-colo-01"]["ansible_host"] == "192.0.2.10"  # existing: its own
+    assert {v["qb_backup_bucket"] for v in hosts.values()} == {"qb-staging-backup-1-eu-west-1"}

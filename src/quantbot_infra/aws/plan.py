@@ -275,6 +275,12 @@ def _describe(res: Resource) -> str:
         return a["cidr"] + (f" in {a['az']}" if "az" in a else "")
     if res.kind == "sg":
         return f"{len(a['rules'])} ingress rules"
+    if res.kind == "bucket":
+        return f"{res.name}: versioned, {a['encryption']}, private, old versions kept {a['lifecycle']} days"
+    if res.kind == "profile":
+        return f"{res.name}: the backup hosts' role, this bucket's objects only"
+    if res.kind in ("nat", "eip", "rtb", "igw", "placement"):
+        return res.name
     if res.kind == "instance":
         bits = [a["instance_type"], a["az"], "public" if a["public"] else "private"]
         if a["spot"]:
