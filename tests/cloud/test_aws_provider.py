@@ -374,6 +374,18 @@ def test_down_needs_confirm_and_keeps_foreign_resources(cli, ec2):
     wrong = cli("down", "prod", "--confirm", "dr")
     assert wrong.returncode == 2 and tagged_for(ec2, "prod", "eu-west-1") == before
 
+    # what instances leave behind carries the ownership tags but no key: down sweeps it
+    own = [{"Key": "qb:env", "Value": "prod"}, {"Key": "qb:managed-by", "Value": "quantbot-infra"}]
+    subnet = c.describe_subnets(Filters=ENV_FILTER)["Subnets"][0]["SubnetId"]
+    c.create_volume(
+        AvailabilityZone="eu-west-1a", Size=8, TagSpecifications=[{"ResourceType": "volume", "Tags": own}]
+    )
+    c.create_network_interface(
+        SubnetId=subnet, TagSpecifications=[{"ResourceType": "network-interface", "Tags": own}]
+    )
+    c.allocate_address(Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": own}])
+    # and an untagged volume of someone else's in the same AZ stays
+    theirs = c.create_volume(AvailabilityZone="eu-west-1a", Size=8)["VolumeId"]
     vpc = c.describe_vpcs(Filters=ENV_FILTER)["Vpcs"][0]["VpcId"]
     foreign = c.create_security_group(
         GroupName="someone-elses",
@@ -402,6 +414,7 @@ def test_down_needs_confirm_and_keeps_foreign_resources(cli, ec2):
     purge = cli("down", "prod", "--confirm", "prod", "--delete-backups")
     assert purge.returncode == 0, purge.stdout + purge.stderr
     assert tagged_for(ec2, "prod", "eu-west-1") == []
+    assert c.describe_volumes(VolumeIds=[theirs])["Volumes"]
     iam = ec2("eu-west-1", "iam")
     assert "qb-prod-backup" not in [r["RoleName"] for r in iam.list_roles()["Roles"]]
     assert "qb-prod-backup" not in [
