@@ -359,7 +359,13 @@ def test_inventory_from_the_provisioned_state(project, ec2):
         "-a",
         "var=ansible_ssh_common_args",
     )
-    assert f"ProxyCommand='ssh -W %h:%p -q -p 22 ansible@{bastion_ip}'" in shown
+    # the jump uses the environment's key and known_hosts, as the final hop does
+    ssh = project / "state" / "prod" / "ssh"
+    assert (
+        f"ProxyCommand='ssh -W %h:%p -q -p 22 -i {ssh}/id_ed25519 -o StrictHostKeyChecking=accept-new "
+        f"-o UserKnownHostsFile={ssh}/known_hosts ansible@{bastion_ip}'" in shown
+    ), shown
+    assert f"-o UserKnownHostsFile={ssh}/known_hosts" in shown.split("ProxyCommand")[0]
 
 
 # --------------------------------------------------------------------------- down
