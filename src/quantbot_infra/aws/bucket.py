@@ -41,44 +41,48 @@ def wanted(topo: Topology, account: str) -> Resource | None:
     )
 
 
+def _unless_missing(call: Any, missing: str, default: Any) -> Any:
+    """``call()``, or ``default`` where the bucket has no such setting (error ``missing``)."""
+    try:
+        return call()
+    except Exception as exc:
+        if error_code(exc) != missing:
+            raise
+        return default
+
+
 def read(s3: Any, name: str) -> tuple[dict[str, str], dict[str, Any]]:
     """(tags, settings) of an existing bucket."""
-    try:
-        tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=name).get("TagSet", [])}
-    except Exception as exc:
-        if error_code(exc) != "NoSuchTagSet":
-            raise
-        tags = {}
-    settings: dict[str, Any] = {"versioning": s3.get_bucket_versioning(Bucket=name).get("Status", "Off")}
-    try:
-        rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
-        settings["encryption"] = rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
-    except Exception as exc:
-        if error_code(exc) != "ServerSideEncryptionConfigurationNotFoundError":
-            raise
-        settings["encryption"] = None
-    try:
-        block = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
-        settings["public_access"] = all(block.values())
-    except Exception as exc:
-        if error_code(exc) != "NoSuchPublicAccessBlockConfiguration":
-            raise
-        settings["public_access"] = False
-    try:
-        rules = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
-        settings["lifecycle"] = next(
+    tagset = _unless_missing(lambda: s3.get_bucket_tagging(Bucket=name)["TagSet"], "NoSuchTagSet", [])
+    rules = _unless_missing(
+        lambda: s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"],
+        "ServerSideEncryptionConfigurationNotFoundError",
+        [],
+    )
+    block = _unless_missing(
+        lambda: s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"],
+        "NoSuchPublicAccessBlockConfiguration",
+        {},
+    )
+    lifecycle = _unless_missing(
+        lambda: s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"],
+        "NoSuchLifecycleConfiguration",
+        [],
+    )
+    settings = {
+        "versioning": s3.get_bucket_versioning(Bucket=name).get("Status", "Off"),
+        "encryption": rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] if rules else None,
+        "public_access": bool(block) and all(block.values()),
+        "lifecycle": next(
             (
                 r["NoncurrentVersionExpiration"]["NoncurrentDays"]
-                for r in rules
+                for r in lifecycle
                 if r.get("ID") == "qb-backup" and "NoncurrentVersionExpiration" in r
             ),
             None,
-        )
-    except Exception as exc:
-        if error_code(exc) != "NoSuchLifecycleConfiguration":
-            raise
-        settings["lifecycle"] = None
-    return tags, settings
+        ),
+    }
+    return {t["Key"]: t["Value"] for t in tagset}, settings
 
 
 def create(s3: Any, res: Resource, env: str, ids: dict[str, str]) -> str:

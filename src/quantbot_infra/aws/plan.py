@@ -206,36 +206,23 @@ def plan_down(env: str, where: str, obs: Observed, *, delete_backups: bool = Fal
     blocked_vpcs = {_vpc_of(f) for f in obs.foreign} - {None}
     for key, found in obs.owned.items():
         vpc_id = found.id if found.kind == "vpc" else _vpc_of(found)
+        kept = None
         if found.kind == "bucket" and not delete_backups:
-            plan.steps.append(
-                Step(
-                    "keep",
-                    found.kind,
-                    key,
-                    found.region,
-                    found.name,
-                    found.id,
-                    "the off-site backups outlive the environment: down --delete-backups removes them",
-                    found=found,
-                )
-            )
+            kept = "the off-site backups outlive the environment: down --delete-backups removes them"
         elif found.kind in ("vpc", "subnet", "igw", "rtb") and vpc_id in blocked_vpcs:
-            plan.steps.append(
-                Step(
-                    "keep",
-                    found.kind,
-                    key,
-                    found.region,
-                    found.name,
-                    found.id,
-                    "its VPC holds foreign resources",
-                    found=found,
-                )
+            kept = "its VPC holds foreign resources"
+        plan.steps.append(
+            Step(
+                "keep" if kept else "destroy",
+                found.kind,
+                key,
+                found.region,
+                found.name,
+                found.id,
+                kept or "",
+                found=found,
             )
-        else:
-            plan.steps.append(
-                Step("destroy", found.kind, key, found.region, found.name, found.id, found=found)
-            )
+        )
     for f in obs.leftovers:
         plan.steps.append(Step("destroy", f.kind, "", f.region, f.name, f.id, "left behind", found=f))
     _foreign(plan, obs)
