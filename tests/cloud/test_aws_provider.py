@@ -297,6 +297,35 @@ def test_scaling_trading_down_and_up_moves_only_the_highest_slots(cli, ec2, proj
     assert sorted(n for n in again if again[n] != before[n]) == ["prod-trading-03", "prod-trading-04"]
 
 
+def test_a_new_class_is_admitted_where_the_catalogue_says_and_leaves_cleanly(cli, ec2, project):
+    inv = project / "inventories" / "prod"
+    edit_topology(
+        inv,
+        lambda t: t["classes"].append(
+            {"name": "research", "count": 1, "groups": ["gpu"], "instance_type": "g5.xlarge"}
+        ),
+    )
+    plan = cli.plan("prod")
+    changed = sorted(
+        (s["action"], s["key"]) for s in plan["steps"] if s["action"] != "keep" and s["action"] != "skip"
+    )
+    # the data tier admits the new application class: its groups' rules change in place
+    assert ("create", "sg/research") in changed and ("create", "instance/prod-research-01") in changed
+    assert ("update", "sg/pg") in changed and ("update", "sg/redis") in changed
+    assert cli("up", "prod", "--yes").returncode == 0
+    assert ("tcp", 5432, 5432, "research") in _sg_rules(ec2, "pg")
+    edit_topology(inv, lambda t: t["classes"].pop())
+    plan = cli.plan("prod")
+    assert sorted(s["key"] for s in plan["steps"] if s["action"] == "destroy") == [
+        "instance/prod-research-01",
+        "sg/research",
+    ]
+    gone = cli("up", "prod", "--yes")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert ("tcp", 5432, 5432, "research") not in _sg_rules(ec2, "pg")
+    assert {s["action"] for s in cli.plan("prod")["steps"]} == {"keep", "skip"}
+
+
 # --------------------------------------------------------------------------- dr beside prod
 
 

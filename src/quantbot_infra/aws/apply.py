@@ -38,9 +38,14 @@ def apply(sess: Session, plan: Plan, ids: dict[str, str], on_step: Progress | No
     say = on_step or (lambda _line: None)
     out = Applied()
     order = {k: i for i, k in enumerate(KINDS)}
-    ahead = sorted(plan.of("create", "update"), key=lambda s: order[s.kind])
+    # by kind; within a kind, creations first (an update may name what they make)
+    ahead = sorted(plan.of("create", "update"), key=lambda s: (order[s.kind], s.action != "create"))
+    new_groups = [s for s in ahead if s.kind == "sg" and s.action == "create"]
     created_instances: dict[str, list[str]] = {}
     for step in ahead:
+        if new_groups and order[step.kind] > order["sg"]:
+            _rules_of_new_groups(sess, new_groups, ids)
+            new_groups = []
         with translated(sess, f"{step.action} {step.kind} {step.key}"):
             ec2 = sess.client(_SERVICE.get(step.kind, "ec2"), step.region)
             if step.action == "create":
@@ -52,11 +57,7 @@ def apply(sess: Session, plan: Plan, ids: dict[str, str], on_step: Progress | No
                 _update(ec2, step, ids)
         say(f"{step.action}d {step.kind} {step.key} {ids.get(step.key, '')}")
         out.done.append(step.key)
-    # the groups exist now: their rules may name each other
-    for step in ahead:
-        if step.kind == "sg" and step.action == "create":
-            with translated(sess, f"rules of {step.key}"):
-                _set_rules(sess.client("ec2", step.region), step.resource, ids[step.key], [], ids)
+    _rules_of_new_groups(sess, new_groups, ids)
     for region, new in created_instances.items():
         say(f"waiting for {len(new)} instance(s) in {region} to run")
         with translated(sess, f"waiting for instances in {region}"):
@@ -65,6 +66,14 @@ def apply(sess: Session, plan: Plan, ids: dict[str, str], on_step: Progress | No
             )
     _destroy(sess, plan, ids, say, out)
     return out
+
+
+def _rules_of_new_groups(sess: Session, steps: list[Step], ids: dict[str, str]) -> None:
+    """The rules of the groups just made, once they all exist (rules name each other), before
+    any instance starts behind them."""
+    for step in steps:
+        with translated(sess, f"rules of {step.key}"):
+            _set_rules(sess.client("ec2", step.region), step.resource, ids[step.key], [], ids)
 
 
 # --------------------------------------------------------------------------- creation
