@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from quantbot_infra import __version__, local, paths, status
+from quantbot_infra import __version__, local, paths, status, vm
 from quantbot_infra.aws.session import AwsError
 from quantbot_infra.runner import RunError, RunResult, run_playbook
 from quantbot_infra.topology import Inventory, TopologyError, load_inventory
@@ -320,6 +321,30 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if not fleet.targets_down and not critical else 3
 
 
+def _shape(text: str) -> vm.Shape:
+    """'2x2x2' (sockets x cores x threads)."""
+    try:
+        sockets, cores, threads = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not SOCKETSxCORESxTHREADS (2x2x2)") from None
+    return vm.Shape(sockets=sockets, cores=cores, threads=threads)
+
+
+def cmd_vm(args: argparse.Namespace) -> int:
+    if args.vm_command == "create":
+        shape = vm.Shape(**{**vars(args.shape), "numa_nodes": args.numa_nodes,
+                            "memory_mb": args.memory, "trading_nic_node": args.trading_nic_node})
+        made = vm.create(args.name, args.port, Path(args.image), shape)
+        print(json.dumps(vm.connection(made), indent=2))
+    elif args.vm_command == "destroy":
+        for name in args.names:
+            print(f"{name}: {'destroyed' if vm.destroy(name) else 'none'}")
+    else:
+        made = vm.instance(args.name)
+        return subprocess.run(vm.ssh_argv(made, *args.remote), check=False).returncode
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="quantbot-infra",
                                 description="Provision and converge Quant-Bot environments.")
@@ -381,6 +406,25 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--delete-backups", action="store_true",
                             help="AWS: remove the off-site backup bucket too (kept by default)")
         sp.set_defaults(func=func)
+
+    vp = sub.add_parser("vm", help="QEMU VM test hosts for kernel-level roles (images/vm)")
+    vsub = vp.add_subparsers(dest="vm_command", required=True)
+    vc = vsub.add_parser("create", help="make and boot a VM; prints how to reach it (JSON)")
+    vc.add_argument("name")
+    vc.add_argument("--port", type=int, required=True, help="loopback port for its SSH")
+    vc.add_argument("--image", required=True, help="base image (the path images/vm/build.sh prints)")
+    vc.add_argument("--shape", type=_shape, default=vm.Shape(), metavar="SxCxT",
+                    help="sockets x cores x threads (default 2x2x2)")
+    vc.add_argument("--numa-nodes", type=int, default=2)
+    vc.add_argument("--memory", type=int, default=2048, help="MiB (default 2048)")
+    vc.add_argument("--trading-nic-node", type=int, default=1,
+                    help="NUMA node of the second NIC (default 1)")
+    vd = vsub.add_parser("destroy", help="stop VMs and remove their disks and keys")
+    vd.add_argument("names", nargs="+")
+    vs = vsub.add_parser("ssh", help="run a command on a VM (or log in)")
+    vs.add_argument("name")
+    vs.add_argument("remote", nargs=argparse.REMAINDER)
+    vp.set_defaults(func=cmd_vm)
     return p
 
 
@@ -389,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (TopologyError, RunError, paths.ProjectError, local.ProviderError, status.StatusError,
-            AwsError) as exc:
+            AwsError, vm.VmError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
