@@ -175,13 +175,17 @@ def test_the_plan_is_the_same_after_the_siblings_went_offline():
 
 @pytest.mark.parametrize("kwargs,message", [
     ({"isolated": "2,6-7"}, "lowlatency_isolated_cpus splits the physical core of CPUs 2-3"),
-    ({"isolated": "2-3,9"}, "lowlatency_isolated_cpus names CPU 9, which this machine does not have (CPUs 0-7)"),
+    ({"isolated": "2-3,9"},
+     "lowlatency_isolated_cpus names CPU 9, which this machine does not have (CPUs 0-7)"),
     ({"isolated": "0-3"}, "lowlatency_isolated_cpus names CPU 0"),
     ({"isolated": "0-7"}, "lowlatency_isolated_cpus leaves no CPU for housekeeping"),
-    ({"housekeeping": "0-3", "isolated": "2-7"}, "lowlatency_housekeeping_cpus and lowlatency_isolated_cpus both name CPU 2-3"),
-    ({"housekeeping": "0-1", "isolated": "2-5"}, "CPU 6-7 is in neither lowlatency_housekeeping_cpus nor lowlatency_isolated_cpus"),
+    ({"housekeeping": "0-3", "isolated": "2-7"},
+     "lowlatency_housekeeping_cpus and lowlatency_isolated_cpus both name CPU 2-3"),
+    ({"housekeeping": "0-1", "isolated": "2-5"},
+     "CPU 6-7 is in neither lowlatency_housekeeping_cpus nor lowlatency_isolated_cpus"),
     ({"housekeeping": "0-1,x"}, "lowlatency_housekeeping_cpus is not a CPU list"),
-    ({"trading_nic": "eth9"}, "lowlatency_trading_nic 'eth9' is not a NIC of this machine (it has enp0s3, enp129s0)"),
+    ({"trading_nic": "eth9"},
+     "lowlatency_trading_nic 'eth9' is not a NIC of this machine (it has enp0s3, enp129s0)"),
 ])
 def test_a_bad_user_plan_is_refused_naming_the_variable(kwargs, message):
     with pytest.raises(topo.PlanError) as err:
@@ -209,7 +213,8 @@ def test_a_valid_user_plan_is_taken_as_given():
 
 def _module(args):
     env = {"PYTHONPATH": str(ROOT / "src"), "ANSIBLE_MODULE_UTILS": str(ROOT / "plugins" / "module_utils"),
-           "ANSIBLE_LIBRARY": str(ROOT / "plugins" / "modules"), "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
+           "ANSIBLE_LIBRARY": str(ROOT / "plugins" / "modules"),
+           "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
     out = subprocess.run(
         [str(Path(sys.executable).parent / "ansible"), "localhost", "-c", "local", "-m", "qb_cpu_topology",
          "-a", json.dumps(args), "--check", "-o"],
