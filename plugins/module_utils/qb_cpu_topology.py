@@ -45,6 +45,20 @@ def format_cpulist(cpus):
     return ",".join(parts)
 
 
+def parse_mask(text):
+    """A kernel hex cpumask ('00000000,000000f3' or 'f3') -> sorted CPU numbers."""
+    value = int(str(text).replace(",", "").strip() or "0", 16)
+    return [bit for bit in range(value.bit_length()) if value >> bit & 1]
+
+
+def format_mask(cpus):
+    """CPU numbers -> the hex mask sysfs files take ('f3')."""
+    value = 0
+    for cpu in cpus:
+        value |= 1 << int(cpu)
+    return f"{value:x}"
+
+
 def _read(path, default=None):
     try:
         with open(path, encoding="ascii", errors="replace") as fh:
@@ -238,6 +252,7 @@ def plan(topology, housekeeping=None, isolated=None, trading_nic=None, offline_s
     return {
         "housekeeping": sorted(hk),
         "housekeeping_list": format_cpulist(hk),
+        "housekeeping_mask": format_mask(hk),
         "isolated": isolated_all,
         "isolated_list": format_cpulist(isolated_all),
         "isolated_online": running,

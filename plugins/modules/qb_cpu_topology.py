@@ -81,6 +81,7 @@ plan:
   type: dict
   contains:
     housekeeping_list: {description: "CPUs for the kernel, interrupts and services (irqaffinity, CPUAffinity)", type: str}
+    housekeeping_mask: {description: "The housekeeping CPUs as a hex cpumask (the workqueue cpumask's notation)", type: str}
     isolated_list: {description: "CPUs for isolcpus, nohz_full and rcu_nocbs (siblings to take offline included)", type: str}
     isolated_online_list: {description: Isolated CPUs that stay online, type: str}
     offline_list: {description: Thread siblings to take offline (O(offline_siblings)), type: str}

@@ -1,0 +1,40 @@
+"""Filters of the low-latency role and its latency gate: thin shims over quantbot_infra.lowlatency.
+
+Each turns the package's ValueError into an AnsibleFilterError whose message says what to fix.
+"""
+
+from __future__ import annotations
+
+from quantbot_infra import lowlatency
+from quantbot_infra.filters import call as _call
+
+
+def lowlatency_cmdline(plan, settings):
+    """``qb_cpu_plan | qb_lowlatency_cmdline(settings)``: the kernel command-line tokens."""
+    return _call(lowlatency.kernel_cmdline, dict(plan), dict(settings))
+
+
+def lowlatency_missing(tokens, cmdline):
+    """``tokens | qb_lowlatency_missing(running_cmdline)``: what a reboot would change."""
+    return _call(lowlatency.missing_tokens, list(tokens), str(cmdline))
+
+
+def latency_summary(result):
+    """``cyclictest_json | qb_latency_summary``: max, p99 and p99.99 overall and per CPU."""
+    return _call(lowlatency.latency_summary, dict(result))
+
+
+def latency_verdict(summary, previous, max_us, regression_pct):
+    """``summary | qb_latency_verdict(previous_summary, max_us, regression_pct)``"""
+    return _call(lowlatency.latency_verdict, dict(summary), dict(previous) if previous else None,
+                 int(max_us), float(regression_pct))
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "qb_lowlatency_cmdline": lowlatency_cmdline,
+            "qb_lowlatency_missing": lowlatency_missing,
+            "qb_latency_summary": latency_summary,
+            "qb_latency_verdict": latency_verdict,
+        }
