@@ -18,6 +18,13 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v ssh >/dev/null || need+=(openssh-client)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+# the QEMU VM test hosts of kernel-level roles (images/vm, quantbot-infra vm)
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v qemu-img >/dev/null || need+=(qemu-utils)
+[[ -f /usr/share/OVMF/OVMF_CODE_4M.fd ]] || need+=(ovmf)
+command -v sgdisk >/dev/null || need+=(gdisk)
+command -v mkfs.vfat >/dev/null || need+=(dosfstools)
+command -v mcopy >/dev/null || need+=(mtools)
 if ((${#need[@]})); then
   log "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -69,9 +76,11 @@ if [[ "$(cat .tools/.installed 2>/dev/null)" != "$tools_want" ]] || [[ ! -x .too
   echo "$tools_want" >.tools/.installed
 fi
 
-# --- test-host image -------------------------------------------------------------------------
+# --- test-host images ------------------------------------------------------------------------
 log "test-host image"
 images/build.sh
+log "VM test-host image"
+images/vm/build.sh >/dev/null
 
 # --- dev secrets -----------------------------------------------------------------------------
 # dev's vault password is generated once into the ignored .state/ folder; staging, prod and dr

@@ -24,7 +24,7 @@ lint_s=$((SECONDS - suite_start))
 # Longest first, so that the lanes end together: the durations of the last run on this machine
 # where there are some, else the estimates below (seconds on a 2-core machine).
 # (a clean run of e059ef6, two lanes: 1651 s in all; each job runs about 1.5-2x as long as alone)
-declare -A estimate=([db_ha]=957 [observability]=843 [vpn_mesh]=656 [pytest]=430 [alertmanager_cluster]=224 [base]=79)
+declare -A estimate=([db_ha]=957 [observability]=843 [lowlatency]=800 [vpn_mesh]=656 [pytest]=560 [alertmanager_cluster]=224 [base]=79)
 if [[ -s "$durations" ]]; then
   while read -r name seconds; do estimate[$name]=$seconds; done <"$durations"
 fi

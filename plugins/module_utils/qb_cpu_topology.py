@@ -115,7 +115,8 @@ def read_topology(root="/"):
     net_dir = os.path.join(root, "sys/class/net")
     if os.path.isdir(net_dir):
         for nic in sorted(os.listdir(net_dir)):
-            if os.path.exists(os.path.join(net_dir, nic, "device")):
+            # a NIC without a device (veth, bond, VLAN) has no NUMA node of its own
+            if nic != "lo":
                 nics[nic] = _nic_numa_node(root, nic)
     cmdline = _read(os.path.join(root, "proc/cmdline"), "")
     return {

@@ -92,7 +92,8 @@ def read_state(root, sysctls=(), tasks=True):
     return {
         "cmdline": (_read(os.path.join(root, "proc/cmdline"), "") or "").split(),
         "isolated": parse_cpulist(_read(os.path.join(cpu_dir, "isolated"), "")),
-        "nohz_full": parse_cpulist((_read(os.path.join(cpu_dir, "nohz_full"), "") or "").replace("(null)", "")),
+        # "(null)" when nohz_full was not given at boot
+        "nohz_full": parse_cpulist(_read(os.path.join(cpu_dir, "nohz_full"), "").replace("(null)", "")),
         "online": parse_cpulist(_read(os.path.join(cpu_dir, "online"), "")),
         "irqs": read_irqs(root),
         "default_irq_affinity": parse_mask(default_irq) if default_irq is not None else None,
@@ -197,9 +198,10 @@ def problems(state, housekeeping, isolated, cmdline=(), nohz_full=True, thp=None
             allowed = set(task["allowed"])
             if task["flags"] & PF_NO_SETAFFINITY or not allowed & iso:
                 continue  # per-CPU kernel threads, and tasks kept off the isolated CPUs
-            if allowed <= iso:
-                continue  # pinned inside the isolated set on purpose (the trading workload)
-            kind = "kernel thread" if task["flags"] & PF_KTHREAD else "task"
+            kthread = bool(task["flags"] & PF_KTHREAD)
+            if allowed <= iso and not kthread:
+                continue  # a process pinned inside the isolated set on purpose (the trading workload)
+            kind = "kernel thread" if kthread else "task"
             floating.append(f"{kind} {task['name']} ({task['pid']}/{task['tid']}) may run on "
                             f"CPU {_names(allowed & iso)}")
         if floating:

@@ -102,7 +102,7 @@ def _run(mixed, *args):
             "--limit",
             "class_colo",
             "--tags",
-            "base",
+            "base,lowlatency",
             "--json",
             *args,
         ],
@@ -145,3 +145,24 @@ def test_existing_hosts_converge_and_converge_again_without_change(mixed):
     )
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.count("active") == 4
+    # the lowlatency role on a container keeps the configuration of the CPU plan for the
+    # trading NIC the topology names, and leaves the (shared) kernel alone
+    kept = subprocess.run(
+        [
+            str(ROOT / ".venv" / "bin" / "ansible"),
+            "-i",
+            str(mixed),
+            "class_colo",
+            "-m",
+            "ansible.builtin.command",
+            "-a",
+            "cat /etc/default/grub.d/60-quantbot-lowlatency.cfg "
+            "/etc/systemd/system.conf.d/60-quantbot-lowlatency.conf",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert kept.stdout.count("irqaffinity=") == 2 and kept.stdout.count("CPUAffinity=") == 2

@@ -1,0 +1,94 @@
+"""The lowlatency role on the QEMU VM, after converge (one reboot) and idempotence (none): the
+command line is the booted one, the latency gate measures and compares, a broken setting is
+caught by the verification, and a plan that splits thread siblings is refused before anything
+changes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
+from qbmolecule import STATE, flat, host, playbook
+
+VM = "qb-ll-vm"
+CONVERGE = "../molecule/lowlatency/converge.yml"
+HOUSEKEEPING, ISOLATED = "0-1,4-5", "2-3,6-7"
+OWNED = ("/etc/default/grub.d/60-quantbot-lowlatency.cfg", "/etc/sysctl.d/60-quantbot-lowlatency.conf",
+         "/etc/tmpfiles.d/60-quantbot-lowlatency.conf", "/etc/systemd/system.conf.d/60-quantbot-lowlatency.conf")
+
+
+@pytest.fixture(scope="module")
+def vm():
+    return host(VM)
+
+
+def boots(vm) -> int:
+    return len(vm.check_output("journalctl --list-boots --quiet").splitlines())
+
+
+def test_the_vm_booted_the_roles_command_line_once(vm):
+    cmdline = vm.file("/proc/cmdline").content_string.split()
+    assert cmdline[0].startswith("BOOT_IMAGE=/boot/vmlinuz-"), "not booted through GRUB"
+    for token in (f"isolcpus=managed_irq,domain,{ISOLATED}", f"nohz_full={ISOLATED}",
+                  f"rcu_nocbs={ISOLATED}", f"irqaffinity={HOUSEKEEPING}", "skew_tick=1",
+                  "tsc=reliable", "nosoftlockup", "transparent_hugepage=never"):
+        assert token in cmdline
+    # converge rebooted once; the idempotence run did not
+    assert boots(vm) == 2
+    assert vm.file("/sys/devices/system/cpu/isolated").content_string.strip() == ISOLATED
+    metric = vm.file("/var/lib/prometheus/node-exporter/quantbot_lowlatency.prom").content_string
+    assert "quantbot_lowlatency_reboot_required 0" in metric
+
+
+def test_services_and_kernel_threads_stay_on_housekeeping_cpus(vm):
+    assert vm.service("irqbalance").is_running
+    sshd = vm.check_output("pgrep -o -x sshd")
+    assert vm.check_output(f"taskset -cp {sshd}").endswith(HOUSEKEEPING)
+    for kthread, node_cpus in (("kswapd0", "0-1"), ("kswapd1", "4-5")):
+        pid = vm.check_output(f"pgrep -x {kthread}")
+        assert vm.check_output(f"taskset -cp {pid}").endswith(node_cpus)
+
+
+def test_the_latency_gate_measures_stores_and_compares():
+    first = playbook("latency_check.yml", "-e", "latency_duration=5s", "-e", "latency_max_us=1000000")
+    assert "EMULATED" in flat(first) and "(first run)" in flat(first)
+    # the same measurement against an impossible threshold fails the gate, and is kept
+    second = playbook("latency_check.yml", "-e", "latency_duration=5s", "-e", "latency_max_us=1", check=False)
+    assert second.returncode != 0
+    assert "latency gate failed: max latency" in flat(second) and "above the threshold of 1 us" in flat(second)
+    runs = sorted((STATE / "state" / "latency" / VM).glob("*.json"))
+    assert len(runs) == 2
+    first_run, second_run = (json.loads(p.read_text()) for p in runs)
+    assert first_run["cpus"] == ISOLATED and first_run["emulated"] is True
+    assert sorted(first_run["summary"]["cpus"]) == ["2", "3", "6", "7"]
+    summary = first_run["summary"]
+    assert summary["samples"] > 0 and summary["max_us"] >= summary["p9999_us"] >= summary["p99_us"] > 0
+    assert second_run["previous"] == summary and second_run["verdict"]["passed"] is False
+
+
+def test_an_irq_moved_onto_an_isolated_cpu_is_caught(vm):
+    irq = vm.check_output("grep -m1 'virtio1-input.0' /proc/interrupts | cut -d: -f1").strip()
+    vm.run_expect([0], "systemctl stop irqbalance")
+    try:
+        vm.run_expect([0], f"echo 2 > /proc/irq/{irq}/smp_affinity_list")
+        caught = playbook(CONVERGE, "--tags", "lowlatency_verify", check=False)
+        assert caught.returncode != 0
+        assert f"interrupts delivered to isolated CPUs: {irq} (virtio1-input.0) on CPU 2" in flat(caught)
+    finally:
+        vm.run_expect([0], f"echo {HOUSEKEEPING} > /proc/irq/{irq}/smp_affinity_list")
+        vm.run_expect([0], "systemctl start irqbalance")
+    playbook(CONVERGE, "--tags", "lowlatency_verify")
+
+
+def test_a_plan_that_splits_thread_siblings_is_refused_before_anything_changes(vm):
+    before = {path: vm.file(path).sha256sum for path in OWNED}
+    booted = boots(vm)
+    refused = playbook(CONVERGE, "-e", "lowlatency_isolated_cpus=2,6-7", check=False)
+    assert refused.returncode != 0
+    assert "lowlatency_isolated_cpus splits the physical core of CPUs 2-3" in flat(refused)
+    assert {path: vm.file(path).sha256sum for path in OWNED} == before
+    assert boots(vm) == booted

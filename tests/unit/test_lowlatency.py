@@ -1,0 +1,208 @@
+"""The low-latency role's logic: the kernel command line a CPU plan asks for and when a reboot
+is due (quantbot_infra.lowlatency), the latency gate's arithmetic on a real cyclictest run (taken
+on the project's QEMU test VM), and qb_lowlatency_verify's reading and judging of a running
+kernel (module_utils/qb_lowlatency_state) on procfs/sysfs trees written here."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from quantbot_infra import lowlatency
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(
+        f"ansible.module_utils.{name}", ROOT / "plugins" / "module_utils" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+topo = _load("qb_cpu_topology")
+state_mod = _load("qb_lowlatency_state")
+
+SETTINGS = {"isolcpus_flags": ["managed_irq", "domain"], "nohz_full": True, "rcu_nocbs": True,
+            "irqaffinity": True, "skew_tick": True, "tsc_reliable": True, "nosoftlockup": True,
+            "max_cstate": 1, "thp": "never", "hugepages_per_node": {}, "hugepage_size": "2M", "extra": []}
+
+
+def vm_plan(**kwargs):
+    return topo.plan(topo.read_topology(str(FIXTURES / "cpu_topology" / "qemu-2s-smt-2numa")),
+                     trading_nic="enp129s0", **kwargs)
+
+
+# --- command line ----------------------------------------------------------------------------
+
+def test_the_vm_plan_gives_the_command_line_it_booted_with():
+    tokens = lowlatency.kernel_cmdline(vm_plan(), SETTINGS)
+    assert tokens == [
+        "isolcpus=managed_irq,domain,2-3,6-7", "nohz_full=2-3,6-7", "rcu_nocbs=2-3,6-7",
+        "irqaffinity=0-1,4-5", "skew_tick=1", "tsc=reliable", "nosoftlockup",
+        "processor.max_cstate=1", "intel_idle.max_cstate=1", "transparent_hugepage=never"]
+
+
+def test_hugepages_per_node_and_toggles():
+    settings = {**SETTINGS, "nohz_full": False, "max_cstate": None, "thp": "",
+                "hugepages_per_node": {1: 512, 0: 0}, "extra": ["mitigations=off"]}
+    tokens = lowlatency.kernel_cmdline(vm_plan(), settings)
+    assert "nohz_full=2-3,6-7" not in tokens and not any("cstate" in t for t in tokens)
+    assert tokens[-4:] == ["default_hugepagesz=2M", "hugepagesz=2M", "hugepages=0:0,1:512", "mitigations=off"]
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"isolcpus_flags": ["managed_irq", "bogus"]}, "lowlatency_isolcpus_flags: unknown flag 'bogus'"),
+    ({"max_cstate": "deep"}, "lowlatency_max_cstate must be a whole number or null"),
+    ({"thp": "sometimes"}, "lowlatency_thp must be never, madvise or always"),
+    ({"hugepages_per_node": {3: 10}}, "lowlatency_hugepages_per_node names NUMA node 3"),
+    ({"hugepages_per_node": {1: 10}, "hugepage_size": "2MB"}, "lowlatency_hugepage_size must look like"),
+    ({"extra": ["a b"]}, "lowlatency_cmdline_extra: 'a b' is not one command-line token"),
+])
+def test_bad_settings_name_the_variable(change, message):
+    with pytest.raises(ValueError, match=message):
+        lowlatency.kernel_cmdline(vm_plan(), {**SETTINGS, **change})
+
+
+def test_a_reboot_is_due_for_missing_and_stale_tokens_only():
+    tokens = lowlatency.kernel_cmdline(vm_plan(), SETTINGS)
+    booted = "BOOT_IMAGE=/boot/vmlinuz root=UUID=x ro console=ttyS0,115200 " + " ".join(tokens)
+    assert lowlatency.missing_tokens(tokens, booted) == []
+    # the plan changed: the old isolcpus is stale, the new one missing
+    newer = lowlatency.kernel_cmdline(vm_plan(housekeeping="0-3"), SETTINGS)
+    due = lowlatency.missing_tokens(newer, booted)
+    assert "isolcpus=managed_irq,domain,4-7" in due and "-isolcpus=managed_irq,domain,2-3,6-7" in due
+    # a token the role no longer wants (nosoftlockup turned off) is stale too
+    fewer = lowlatency.kernel_cmdline(vm_plan(), {**SETTINGS, "nosoftlockup": False})
+    assert lowlatency.missing_tokens(fewer, booted) == ["-nosoftlockup"]
+
+
+# --- latency gate ----------------------------------------------------------------------------
+
+def test_a_real_cyclictest_run_is_summarised():
+    run = json.loads((FIXTURES / "lowlatency" / "cyclictest-qemu-tcg.json").read_text())
+    summary = lowlatency.latency_summary(run)
+    assert sorted(summary["cpus"]) == ["2", "3", "6", "7"]
+    assert summary["samples"] == sum(t["cycles"] for t in run["thread"].values())
+    assert summary["max_us"] == max(t["max"] for t in run["thread"].values())
+    cpu2 = summary["cpus"]["2"]
+    assert cpu2["overflows"] == run["thread"]["0"]["cycles"] - sum(run["thread"]["0"]["histogram"].values())
+    # over 1% of this emulated run's samples are beyond the 1 ms histogram: p99 is the max
+    assert cpu2["overflows"] / cpu2["samples"] > 0.01 and cpu2["p99_us"] == cpu2["max_us"]
+
+
+def test_quantiles_of_a_histogram():
+    run = {"thread": {"0": {"cpu": 2, "cycles": 10000, "min": 1, "max": 40, "avg": 2.0,
+                            "histogram": {"1": 9000, "2": 900, "5": 99, "40": 1}}}}
+    summary = lowlatency.latency_summary(run)
+    assert (summary["p99_us"], summary["p9999_us"], summary["max_us"]) == (2, 5, 40)
+
+
+def test_the_gate_fails_above_the_threshold_and_on_regression():
+    now = {"max_us": 30, "p9999_us": 12}
+    assert lowlatency.latency_verdict(now, None, 50, 50)["passed"]
+    assert not lowlatency.latency_verdict(now, None, 20, 50)["passed"]
+    worse = lowlatency.latency_verdict(now, {"p9999_us": 6}, 50, 50)
+    assert not worse["passed"] and worse["p9999_change_pct"] == 100.0
+    assert "100.0% worse" in worse["reasons"][0]
+    assert lowlatency.latency_verdict(now, {"p9999_us": 10}, 50, 50)["passed"]
+
+
+def test_no_samples_is_an_error():
+    with pytest.raises(ValueError, match="no thread results"):
+        lowlatency.latency_summary({"thread": {}})
+
+
+# --- verification on a running kernel ---------------------------------------------------------
+
+def _w(root: Path, rel: str, text: str) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
+
+
+def kernel_tree(root: Path, irq_on_isolated=False, floating_kthread=False) -> Path:
+    """A tuned 8-CPU kernel as the VM has it after the role's reboot."""
+    _w(root, "proc/cmdline", "BOOT_IMAGE=/vmlinuz ro isolcpus=managed_irq,domain,2-3,6-7 nohz_full=2-3,6-7")
+    _w(root, "sys/devices/system/cpu/isolated", "2-3,6-7")
+    _w(root, "sys/devices/system/cpu/nohz_full", "2-3,6-7")
+    _w(root, "sys/devices/system/cpu/online", "0-7")
+    _w(root, "proc/irq/default_smp_affinity", "33")
+    _w(root, "sys/devices/virtual/workqueue/cpumask", "33")
+    _w(root, "sys/kernel/mm/transparent_hugepage/enabled", "always madvise [never]")
+    _w(root, "proc/sys/kernel/timer_migration", "0")
+    _w(root, "proc/sys/vm/stat_interval", "10")
+    # a block device's per-CPU queues (managed: each stays on its CPU), a NIC's queue
+    for cpu in range(8):
+        _w(root, f"proc/irq/{27 + cpu}/smp_affinity_list", str(cpu))
+        _w(root, f"proc/irq/{27 + cpu}/effective_affinity_list", str(cpu))
+        (root / f"proc/irq/{27 + cpu}/virtio0-req.{cpu}").mkdir()
+    _w(root, "proc/irq/36/smp_affinity_list", "2" if irq_on_isolated else "0-1,4-5")
+    _w(root, "proc/irq/36/effective_affinity_list", "2" if irq_on_isolated else "4")
+    (root / "proc/irq/36/virtio1-input.0").mkdir()
+    # an IRQ without a handler is never delivered: ignored
+    _w(root, "proc/irq/50/smp_affinity_list", "0-7")
+    tasks = [
+        (1, "systemd", 0, "0-1,4-5"),
+        (20, "ksoftirqd/2", 0x00200000 | 0x04000000, "2"),   # per-CPU kernel thread
+        (93, "kswapd0", 0x00200000, "0-3" if floating_kthread else "0-1"),
+        (500, "trader", 0, "6-7"),                          # pinned inside the isolated set
+    ]
+    for pid, name, flags, allowed in tasks:
+        _w(root, f"proc/{pid}/task/{pid}/status", f"Name:\t{name}\nCpus_allowed_list:\t{allowed}")
+        _w(root, f"proc/{pid}/task/{pid}/stat", f"{pid} ({name}) S 2 0 0 0 -1 {flags} 0 0")
+    return root
+
+
+def verify(root, **kw):
+    state = state_mod.read_state(str(root), sysctls=["kernel.timer_migration", "vm.stat_interval"])
+    return state_mod.problems(
+        state, "0-1,4-5", "2-3,6-7", cmdline=["isolcpus=managed_irq,domain,2-3,6-7", "nohz_full=2-3,6-7"],
+        thp="never", governor="performance",
+        sysctls={"kernel.timer_migration": "0", "vm.stat_interval": "10"}, **kw)
+
+
+def test_a_tuned_kernel_passes_and_says_what_did_not_apply(tmp_path):
+    found, checked = verify(kernel_tree(tmp_path))
+    assert found == []
+    assert checked["governor"].startswith("not applicable: no cpufreq driver")
+    assert "4 per-CPU queue interrupt(s)" in checked["irqs"] and "29 (virtio0-req.2)" in checked["irqs"]
+    assert checked["tasks"] == checked["isolation"] == checked["workqueue"] == checked["thp"] == "ok"
+
+
+def test_an_irq_moved_onto_an_isolated_cpu_is_caught(tmp_path):
+    found, checked = verify(kernel_tree(tmp_path, irq_on_isolated=True))
+    assert checked["irqs"] == "failed"
+    assert found == ["interrupts delivered to isolated CPUs: 36 (virtio1-input.0) on CPU 2"]
+
+
+def test_a_movable_kernel_thread_on_isolated_cpus_is_caught(tmp_path):
+    found, _ = verify(kernel_tree(tmp_path, floating_kthread=True))
+    assert found == ["1 task(s) may run on isolated CPUs: kernel thread kswapd0 (93/93) may run on CPU 2-3"]
+
+
+def test_settings_not_in_effect_are_each_named(tmp_path):
+    root = kernel_tree(tmp_path)
+    _w(root, "sys/devices/system/cpu/isolated", "")
+    _w(root, "sys/kernel/mm/transparent_hugepage/enabled", "[always] madvise never")
+    _w(root, "proc/sys/vm/stat_interval", "1")
+    _w(root, "sys/devices/virtual/workqueue/cpumask", "ff")
+    _w(root, "proc/irq/default_smp_affinity", "ff")
+    _w(root, "proc/cmdline", "BOOT_IMAGE=/vmlinuz ro")
+    for cpu in (2, 3):
+        _w(root, f"sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_governor", "powersave")
+    found, _ = verify(root)
+    text = "\n".join(found)
+    for expected in ("kernel command line lacks isolcpus=managed_irq,domain,2-3,6-7 nohz_full=2-3,6-7",
+                     "isolated CPUs are none, the plan isolates 2-3,6-7",
+                     "the default IRQ affinity is CPU 0-7, beyond housekeeping 0-1,4-5",
+                     "the unbound workqueues run on CPU 0-7",
+                     "transparent hugepages are 'always', wanted 'never'",
+                     "CPU 2-3 not on the 'performance' governor",
+                     "vm.stat_interval=1 (wanted 10)"):
+        assert expected in text
