@@ -127,42 +127,20 @@ def test_existing_hosts_converge_and_converge_again_without_change(mixed):
         "staging-colo-02": 0,
     }
     # what base made is really there and running
-    check = subprocess.run(
-        [
-            str(ROOT / ".venv" / "bin" / "ansible"),
-            "-i",
-            str(mixed),
-            "class_colo",
-            "-m",
-            "ansible.builtin.command",
-            "-a",
-            "systemctl is-active chrony ssh",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert check.stdout.count("active") == 4
+    assert _on_colo(mixed, "systemctl is-active chrony ssh").count("active") == 4
     # the lowlatency role on a container keeps the configuration of the CPU plan for the
     # trading NIC the topology names, and leaves the (shared) kernel alone
-    kept = subprocess.run(
-        [
-            str(ROOT / ".venv" / "bin" / "ansible"),
-            "-i",
-            str(mixed),
-            "class_colo",
-            "-m",
-            "ansible.builtin.command",
-            "-a",
-            "cat /etc/default/grub.d/60-quantbot-lowlatency.cfg "
-            "/etc/systemd/system.conf.d/60-quantbot-lowlatency.conf",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
+    kept = _on_colo(mixed, "cat /etc/default/grub.d/60-quantbot-lowlatency.cfg "
+                    "/etc/systemd/system.conf.d/60-quantbot-lowlatency.conf")
+    assert kept.count("irqaffinity=") == 2 and kept.count("CPUAffinity=") == 2
+
+
+def _on_colo(mixed, command: str) -> str:
+    """A command on both stand-ins, through the mixed topology's inventory; its output."""
+    run = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "ansible"), "-i", str(mixed), "class_colo", "-m",
+         "ansible.builtin.command", "-a", command],
+        capture_output=True, text=True, cwd=ROOT, check=False,
     )
-    assert kept.returncode == 0, kept.stdout + kept.stderr
-    assert kept.stdout.count("irqaffinity=") == 2 and kept.stdout.count("CPUAffinity=") == 2
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout

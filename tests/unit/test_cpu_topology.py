@@ -5,12 +5,11 @@ a 1-socket, 16-thread machine in 4 NUMA nodes; plus a dual-socket tree laid out 
 servers number their CPUs (thread siblings N/2 apart), written by the test."""
 
 import importlib.util
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.unit import adhoc
 
 ROOT = Path(__file__).resolve().parents[2]
 SHAPES = Path(__file__).parent / "fixtures" / "cpu_topology"
@@ -212,14 +211,7 @@ def test_a_valid_user_plan_is_taken_as_given():
 # --- the module ------------------------------------------------------------------------------
 
 def _module(args):
-    env = {"PYTHONPATH": str(ROOT / "src"), "ANSIBLE_MODULE_UTILS": str(ROOT / "plugins" / "module_utils"),
-           "ANSIBLE_LIBRARY": str(ROOT / "plugins" / "modules"),
-           "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
-    out = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible"), "localhost", "-c", "local", "-m", "qb_cpu_topology",
-         "-a", json.dumps(args), "--check", "-o"],
-        capture_output=True, text=True, env=env, cwd=ROOT, check=False)
-    return out
+    return adhoc.module("qb_cpu_topology", args, "--check")
 
 
 def test_the_module_reports_the_plan_and_names_the_variable_on_error():

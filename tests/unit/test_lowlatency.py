@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from quantbot_infra import lowlatency
+from tests.unit import adhoc
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -206,3 +207,16 @@ def test_settings_not_in_effect_are_each_named(tmp_path):
                      "CPU 2-3 not on the 'performance' governor",
                      "vm.stat_interval=1 (wanted 10)"):
         assert expected in text
+
+
+def test_the_module_fails_listing_every_problem_and_passes_on_a_tuned_tree(tmp_path):
+    def run(root):
+        return adhoc.module("qb_lowlatency_verify", {
+            "root": str(root), "housekeeping": "0-1,4-5", "isolated": "2-3,6-7", "thp": "never",
+            "cmdline": ["nohz_full=2-3,6-7"], "sysctls": {"vm.stat_interval": 10}}).stdout
+
+    good = run(kernel_tree(tmp_path / "good"))
+    assert "SUCCESS" in good and '"changed": false' in good
+    bad = run(kernel_tree(tmp_path / "bad", irq_on_isolated=True, floating_kthread=True))
+    assert "FAILED" in bad
+    assert "36 (virtio1-input.0) on CPU 2" in bad and "kernel thread kswapd0 (93/93)" in bad
