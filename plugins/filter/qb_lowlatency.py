@@ -19,6 +19,13 @@ def lowlatency_missing(tokens, cmdline):
     return _call(lowlatency.missing_tokens, list(tokens), str(cmdline))
 
 
+def lowlatency_time_mode(ethtool_t, wanted, nic):
+    """``ethtool_stdout | qb_lowlatency_time_mode(lowlatency_time_mode, nic)``: ptp, chrony_hw or
+    software, why, and the NIC's PTP clock index."""
+    stamping = lowlatency.timestamping(str(ethtool_t)) if str(ethtool_t or "").strip() else None
+    return _call(lowlatency.time_mode, str(wanted), stamping, str(nic or ""))
+
+
 def latency_summary(result):
     """``cyclictest_json | qb_latency_summary``: max, p99 and p99.99 overall and per CPU."""
     return _call(lowlatency.latency_summary, dict(result))
@@ -35,6 +42,7 @@ class FilterModule:
         return {
             "qb_lowlatency_cmdline": lowlatency_cmdline,
             "qb_lowlatency_missing": lowlatency_missing,
+            "qb_lowlatency_time_mode": lowlatency_time_mode,
             "qb_latency_summary": latency_summary,
             "qb_latency_verdict": latency_verdict,
         }

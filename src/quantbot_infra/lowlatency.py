@@ -147,3 +147,49 @@ def latency_verdict(summary: dict, previous: dict | None, max_us: int, regressio
             reasons.append(f"p99.99 {summary['p9999_us']} us is {change}% worse than the previous "
                            f"run's {previous['p9999_us']} us (allowed: {regression_pct}%)")
     return {"passed": not reasons, "reasons": reasons, "p9999_change_pct": change}
+
+
+# --- time ------------------------------------------------------------------------------------
+
+def timestamping(ethtool_t: str) -> dict:
+    """`ethtool -T NIC` -> its PTP hardware clock (index or None) and whether it timestamps
+    packets in hardware both ways (older and newer ethtool layouts alike)."""
+    phc = None
+    match = re.search(r"^PTP Hardware Clock:\s*(\S+)", ethtool_t, re.M)
+    if match and match.group(1).isdigit():
+        phc = int(match.group(1))
+    words = set(re.findall(r"^\s*([a-z-]+)", ethtool_t, re.M))
+    return {"phc": phc, "hardware": {"hardware-transmit", "hardware-receive"} <= words}
+
+
+def time_mode(wanted: str, stamping: dict | None, nic: str) -> dict:
+    """How the host keeps time: `ptp` (ptp4l disciplines the NIC's clock, chrony follows it as a
+    reference clock), `chrony_hw` (chrony with the NIC's hardware timestamps) or `software`
+    (chrony as the base role runs it). `wanted` is auto or one of them; a mode the NIC cannot
+    do is refused naming the variable."""
+    if wanted not in ("auto", "ptp", "chrony_hw", "software"):
+        raise ValueError(f"lowlatency_time_mode must be auto, ptp, chrony_hw or software, got {wanted!r}")
+    if not nic:
+        if wanted in ("ptp", "chrony_hw"):
+            raise ValueError(f"lowlatency_time_mode {wanted} needs lowlatency_trading_nic")
+        return {"mode": "software", "why": "no trading NIC named: chrony with software timestamps",
+                "phc": None}
+    if stamping is None:
+        if wanted in ("ptp", "chrony_hw"):
+            raise ValueError(f"lowlatency_time_mode {wanted}: ethtool -T {nic} said nothing")
+        return {"mode": "software", "why": f"ethtool -T {nic} said nothing (not installed yet in a check "
+                "run?): chrony with software timestamps", "phc": None}
+    if wanted == "auto":
+        wanted = "ptp" if stamping["phc"] is not None else "chrony_hw" if stamping["hardware"] else "software"
+    if wanted == "ptp" and stamping["phc"] is None:
+        raise ValueError(f"lowlatency_time_mode ptp: {nic} has no PTP hardware clock (ethtool -T)")
+    if wanted == "chrony_hw" and not stamping["hardware"]:
+        raise ValueError(f"lowlatency_time_mode chrony_hw: {nic} has no hardware timestamping (ethtool -T)")
+    why = {
+        "ptp": f"{nic} has PTP hardware clock /dev/ptp{stamping['phc']}: ptp4l disciplines it, "
+               "chrony follows it",
+        "chrony_hw": f"{nic} timestamps in hardware: chrony uses its timestamps",
+        "software": f"{nic} has no PTP hardware clock and no hardware timestamping: chrony with software "
+                    "timestamps",
+    }[wanted]
+    return {"mode": wanted, "why": why, "phc": stamping["phc"]}

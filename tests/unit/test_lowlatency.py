@@ -220,3 +220,31 @@ def test_the_module_fails_listing_every_problem_and_passes_on_a_tuned_tree(tmp_p
     bad = run(kernel_tree(tmp_path / "bad", irq_on_isolated=True, floating_kthread=True))
     assert "FAILED" in bad
     assert "36 (virtio1-input.0) on CPU 2" in bad and "kernel thread kswapd0 (93/93)" in bad
+
+
+# --- time ------------------------------------------------------------------------------------
+
+def test_the_nics_clock_decides_how_time_is_kept():
+    virtio = lowlatency.timestamping((FIXTURES / "lowlatency" / "ethtool-T-virtio.txt").read_text())
+    phc = lowlatency.timestamping((FIXTURES / "lowlatency" / "ethtool-T-phc.txt").read_text())
+    assert virtio == {"phc": None, "hardware": False}
+    assert phc == {"phc": 2, "hardware": True}
+    assert lowlatency.time_mode("auto", virtio, "enp129s0")["mode"] == "software"
+    chosen = lowlatency.time_mode("auto", phc, "enp65s0f0")
+    assert (chosen["mode"], chosen["phc"]) == ("ptp", 2) and "/dev/ptp2" in chosen["why"]
+    assert lowlatency.time_mode("chrony_hw", phc, "enp65s0f0")["mode"] == "chrony_hw"
+    # hardware timestamps without a PTP clock: chrony uses them
+    assert lowlatency.time_mode("auto", {"phc": None, "hardware": True}, "eth1")["mode"] == "chrony_hw"
+    assert lowlatency.time_mode("auto", None, "")["mode"] == "software"
+
+
+@pytest.mark.parametrize("wanted,stamping,nic,message", [
+    ("ptp", {"phc": None, "hardware": False}, "enp129s0",
+     "lowlatency_time_mode ptp: enp129s0 has no PTP hardware clock"),
+    ("chrony_hw", {"phc": None, "hardware": False}, "enp129s0", "enp129s0 has no hardware timestamping"),
+    ("ptp", None, "", "lowlatency_time_mode ptp needs lowlatency_trading_nic"),
+    ("gps", None, "", "lowlatency_time_mode must be auto, ptp, chrony_hw or software"),
+])
+def test_a_time_mode_the_nic_cannot_do_is_refused(wanted, stamping, nic, message):
+    with pytest.raises(ValueError, match=message):
+        lowlatency.time_mode(wanted, stamping, nic)
