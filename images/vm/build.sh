@@ -85,10 +85,15 @@ FSTAB
 install -D -m 0644 "$here/grub-defaults" "$root/etc/default/grub"
 install -m 0644 "$here/early-grub.cfg" "$root/tmp/early-grub.cfg"
 # GRUB finds its root by the device the chroot's / is mounted from: the root loop device
-chroot "$root" /usr/bin/env DEBIAN_FRONTEND=noninteractive PACKAGES="$PACKAGES" bash -euc '
+chroot "$root" /usr/bin/env DEBIAN_FRONTEND=noninteractive PACKAGES="$PACKAGES" \
+    ROOT_UUID="$(blkid -s UUID -o value "$rootdev")" bash -euc '
   apt-get update -qq
   # shellcheck disable=SC2086
   apt-get install -y -qq --no-install-recommends $PACKAGES >/dev/null
+  # GRUB sorts "-rt-amd64" before the ordinary kernel of the same release: boot the ordinary
+  # one, by menu entry id, until a role chooses otherwise
+  plain="$(find /boot -name "vmlinuz-*" ! -name "*-rt-*" -printf "%f\n" | sed "s/^vmlinuz-//" | sort -V | tail -1)"
+  sed -i "s|^GRUB_DEFAULT=.*|GRUB_DEFAULT=\"gnulinux-advanced-$ROOT_UUID>gnulinux-$plain-advanced-$ROOT_UUID\"|" /etc/default/grub
   mkdir -p /boot/grub/x86_64-efi
   cp /usr/lib/grub/x86_64-efi/*.mod /usr/lib/grub/x86_64-efi/*.lst /boot/grub/x86_64-efi/
   grub-mkimage -O x86_64-efi -o /tmp/BOOTX64.EFI -p /boot/grub -c /tmp/early-grub.cfg \

@@ -26,6 +26,13 @@ def lowlatency_time_mode(ethtool_t, wanted, nic):
     return _call(lowlatency.time_mode, str(wanted), stamping, str(nic or ""))
 
 
+def lowlatency_boot_kernel(listing, realtime):
+    """``"uuid\\nfile\\nfile…" | qb_lowlatency_boot_kernel(rt_enabled)``: the root file system's
+    UUID, then the names in /boot (one per line) -> the kernel GRUB is to boot by default."""
+    lines = [line.strip() for line in str(listing or "").splitlines() if line.strip()]
+    return _call(lowlatency.boot_kernel, lines[1:], bool(realtime), lines[0] if lines else "")
+
+
 def latency_summary(result):
     """``cyclictest_json | qb_latency_summary``: max, p99 and p99.99 overall and per CPU."""
     return _call(lowlatency.latency_summary, dict(result))
@@ -43,6 +50,7 @@ class FilterModule:
             "qb_lowlatency_cmdline": lowlatency_cmdline,
             "qb_lowlatency_missing": lowlatency_missing,
             "qb_lowlatency_time_mode": lowlatency_time_mode,
+            "qb_lowlatency_boot_kernel": lowlatency_boot_kernel,
             "qb_latency_summary": latency_summary,
             "qb_latency_verdict": latency_verdict,
         }

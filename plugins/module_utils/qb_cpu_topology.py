@@ -130,6 +130,9 @@ def read_topology(root="/"):
         # the kernel prints "(null)" here when nohz_full was not given at boot
         "nohz_full": parse_cpulist(_read(os.path.join(cpu_dir, "nohz_full"), "").replace("(null)", "")),
         "cmdline": cmdline,
+        "kernel": (_read(os.path.join(root, "proc/sys/kernel/osrelease"), "") or "").strip(),
+        # 1 on a PREEMPT_RT kernel; absent elsewhere
+        "realtime": (_read(os.path.join(root, "sys/kernel/realtime"), "0") or "0").strip() == "1",
     }
 
 
@@ -284,4 +287,6 @@ def summary(topology):
         "isolated": format_cpulist(topology["isolated"]),
         "nohz_full": format_cpulist(topology["nohz_full"]),
         "cmdline": topology["cmdline"],
+        "kernel": topology.get("kernel", ""),
+        "realtime": topology.get("realtime", False),
     }

@@ -91,6 +91,8 @@ def read_state(root, sysctls=(), tasks=True):
     workqueue = _read(os.path.join(root, "sys/devices/virtual/workqueue/cpumask"))
     return {
         "cmdline": (_read(os.path.join(root, "proc/cmdline"), "") or "").split(),
+        "kernel": (_read(os.path.join(root, "proc/sys/kernel/osrelease"), "") or "").strip(),
+        "realtime": (_read(os.path.join(root, "sys/kernel/realtime"), "0") or "0").strip() == "1",
         "isolated": parse_cpulist(_read(os.path.join(cpu_dir, "isolated"), "")),
         # "(null)" when nohz_full was not given at boot
         "nohz_full": parse_cpulist(_read(os.path.join(cpu_dir, "nohz_full"), "").replace("(null)", "")),
@@ -111,7 +113,8 @@ def _same_sysctl(wanted, actual):
 
 
 def problems(state, housekeeping, isolated, cmdline=(), nohz_full=True, thp=None, governor=None,
-             sysctls=None, workqueue=True, irqs=True, tasks=True, offline=()):
+             sysctls=None, workqueue=True, irqs=True, tasks=True, offline=(), kernel=None,
+             realtime=False):
     """What is not in effect, one line each, and what was checked ('ok' or why not applicable)."""
     hk, iso = set(parse_cpulist(housekeeping)), set(parse_cpulist(isolated))
     out, checked = [], {}
@@ -120,6 +123,16 @@ def problems(state, housekeeping, isolated, cmdline=(), nohz_full=True, thp=None
     if missing:
         out.append(f"kernel command line lacks {' '.join(missing)} (running: {' '.join(state['cmdline'])})")
     checked["cmdline"] = "ok" if not missing else "failed"
+
+    kernel_wrong = []
+    if kernel and state["kernel"] != kernel:
+        kernel_wrong.append(f"the running kernel is {state['kernel']}, GRUB's pinned default is {kernel}")
+    if realtime and not state["realtime"]:
+        kernel_wrong.append(f"the running kernel {state['kernel']} is not PREEMPT_RT "
+                            "(no /sys/kernel/realtime)")
+    out += kernel_wrong
+    if kernel or realtime:
+        checked["kernel"] = "failed" if kernel_wrong else "ok"
 
     isolation = []
     if sorted(iso) != state["isolated"]:

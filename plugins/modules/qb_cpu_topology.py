@@ -75,6 +75,8 @@ topology:
     isolated: {description: What the kernel isolates now (/sys/devices/system/cpu/isolated), type: str}
     nohz_full: {description: The kernel's adaptive-tick CPUs now, type: str}
     cmdline: {description: The running kernel's command line, type: str}
+    kernel: {description: The running kernel's release (C(uname -r)), type: str}
+    realtime: {description: Whether the running kernel is PREEMPT_RT, type: bool}
 plan:
   description: The CPU plan (also the fact C(qb_cpu_plan)); every C(*_list) is in kernel notation.
   returned: always

@@ -14,6 +14,7 @@ description:
       and C(/proc/irq/default_smp_affinity) inside housekeeping;
     - the unbound workqueues' cpumask equal to housekeeping;
     - transparent hugepages, the CPU frequency governor and the given sysctls;
+    - the pinned kernel release running, and PREEMPT_RT where it is wanted;
     - no task that may float onto an isolated CPU (per-CPU kernel threads and tasks pinned
       wholly inside the isolated set are expected there).
   - Fails, listing every problem, when anything is not in effect; read-only, the same in check
@@ -65,6 +66,14 @@ options:
     description: Check that no task may float onto an isolated CPU.
     type: bool
     default: true
+  kernel:
+    description: The kernel release that must be running (the one the role pinned); empty skips.
+    type: str
+    default: ""
+  realtime:
+    description: The running kernel must be PREEMPT_RT (C(/sys/kernel/realtime) is 1).
+    type: bool
+    default: false
   root:
     description: Where procfs and sysfs are found (V(/) on a machine; a written tree in tests).
     type: path
@@ -112,6 +121,8 @@ def main():
             irqs=dict(type="bool", default=True),
             workqueue=dict(type="bool", default=True),
             tasks=dict(type="bool", default=True),
+            kernel=dict(type="str", default=""),
+            realtime=dict(type="bool", default=False),
             root=dict(type="path", default="/"),
         ),
         supports_check_mode=True,
@@ -122,7 +133,8 @@ def main():
     found, checked = problems(
         state, p["housekeeping"], p["isolated"], cmdline=p["cmdline"], nohz_full=p["nohz_full"],
         thp=p["thp"] or None, governor=p["governor"] or None, sysctls=sysctls,
-        workqueue=p["workqueue"], irqs=p["irqs"], tasks=p["tasks"], offline=p["offline"])
+        workqueue=p["workqueue"], irqs=p["irqs"], tasks=p["tasks"], offline=p["offline"],
+        kernel=p["kernel"] or None, realtime=p["realtime"])
     if found:
         module.fail_json(msg="the low-latency plan is not in effect: " + " | ".join(found),
                          problems=found, checked=checked)

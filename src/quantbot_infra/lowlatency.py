@@ -85,6 +85,43 @@ def missing_tokens(tokens: list[str], cmdline: str) -> list[str]:
     return out
 
 
+# --- which kernel boots ------------------------------------------------------------------------
+
+RT_MARK = "-rt-"
+
+
+def _version_key(version: str) -> list:
+    """Natural order of kernel releases (6.1.0-10 after 6.1.0-9), as GRUB's own sort -V."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
+            for part in re.findall(r"[0-9]+|[^0-9]+", version)]
+
+
+def boot_kernel(boot_files: list[str], realtime: bool, fs_uuid: str) -> dict:
+    """The kernel the role pins as GRUB's default, from the names in /boot and the root file
+    system's UUID (GRUB's menu entry ids carry it): with `realtime` the newest PREEMPT_RT kernel;
+    without it the newest ordinary one, but only where an RT kernel is installed too (GRUB's own
+    order puts "-rt-amd64" first at the same release). Nothing pinned otherwise. Returns version,
+    grub_default (None when nothing is pinned) and why."""
+    kernels = sorted({name[len("vmlinuz-"):] for name in boot_files if name.startswith("vmlinuz-")},
+                     key=_version_key)
+    rt = [k for k in kernels if RT_MARK in k]
+    plain = [k for k in kernels if RT_MARK not in k]
+    if realtime:
+        if not rt:
+            return {"version": None, "grub_default": None,
+                    "why": "no PREEMPT_RT kernel in /boot yet (it is installed first; in check mode "
+                           "it is not)"}
+        version, why = rt[-1], "the newest PREEMPT_RT kernel (lowlatency_rt_kernel_enabled)"
+    elif rt and plain:
+        version, why = plain[-1], "an RT kernel is installed but not wanted: the newest ordinary one"
+    else:
+        return {"version": None, "grub_default": None, "why": "one kind of kernel: GRUB's default"}
+    if not re.fullmatch(r"[0-9A-Fa-f-]+", fs_uuid or ""):
+        raise ValueError(f"cannot pin kernel {version}: the root file system's UUID is {fs_uuid!r}")
+    return {"version": version, "why": why,
+            "grub_default": f"gnulinux-advanced-{fs_uuid}>gnulinux-{version}-advanced-{fs_uuid}"}
+
+
 # --- latency gate ---------------------------------------------------------------------------
 
 def _quantile(histogram: dict[int, int], overflow: int, total: int, q: float, ceiling: int) -> int:

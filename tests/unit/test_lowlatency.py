@@ -119,6 +119,51 @@ def test_no_samples_is_an_error():
         lowlatency.latency_summary({"thread": {}})
 
 
+# --- which kernel boots ------------------------------------------------------------------------
+
+# /boot of the project's VM image with Debian's PREEMPT_RT kernel installed beside the ordinary
+# one, and the menu entry id update-grub gave the RT kernel there
+VM_BOOT = ["System.map-6.1.0-57-amd64", "System.map-6.1.0-57-rt-amd64", "config-6.1.0-57-amd64",
+           "config-6.1.0-57-rt-amd64", "efi", "grub", "initrd.img-6.1.0-57-amd64",
+           "initrd.img-6.1.0-57-rt-amd64", "vmlinuz-6.1.0-57-amd64", "vmlinuz-6.1.0-57-rt-amd64"]
+VM_UUID = "359fa386-ae66-4236-b030-c934b6bfb57c"
+RT_ENTRY = f"gnulinux-6.1.0-57-rt-amd64-advanced-{VM_UUID}"
+
+
+def test_the_rt_kernel_is_pinned_by_its_grub_menu_entry_id():
+    chosen = lowlatency.boot_kernel(VM_BOOT, True, VM_UUID)
+    assert chosen["version"] == "6.1.0-57-rt-amd64"
+    assert chosen["grub_default"] == f"gnulinux-advanced-{VM_UUID}>{RT_ENTRY}"
+
+
+def test_without_rt_the_ordinary_kernel_is_pinned_only_where_an_rt_one_is_installed():
+    # GRUB's own order would boot the RT kernel: the variable decides, not the sort
+    assert lowlatency.boot_kernel(VM_BOOT, False, VM_UUID)["version"] == "6.1.0-57-amd64"
+    plain_only = [n for n in VM_BOOT if "-rt-" not in n]
+    assert lowlatency.boot_kernel(plain_only, False, VM_UUID)["grub_default"] is None
+    waiting = lowlatency.boot_kernel(plain_only, True, VM_UUID)
+    assert waiting["version"] is None and "no PREEMPT_RT kernel in /boot yet" in waiting["why"]
+
+
+def test_the_newest_release_wins_in_version_order():
+    names = ["vmlinuz-6.1.0-9-rt-amd64", "vmlinuz-6.1.0-10-rt-amd64", "vmlinuz-6.1.0-10-amd64"]
+    assert lowlatency.boot_kernel(names, True, VM_UUID)["version"] == "6.1.0-10-rt-amd64"
+
+
+def test_no_uuid_no_pin():
+    with pytest.raises(ValueError, match=r"cannot pin kernel 6\.1\.0-57-rt-amd64"):
+        lowlatency.boot_kernel(VM_BOOT, True, "")
+
+
+def test_the_filter_reads_grub_probe_then_the_listing():
+    spec = importlib.util.spec_from_file_location("qb_lowlatency_filters",
+                                                  ROOT / "plugins" / "filter" / "qb_lowlatency.py")
+    filters = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(filters)
+    chosen = filters.lowlatency_boot_kernel("\n".join([VM_UUID, *VM_BOOT]) + "\n", True)
+    assert chosen["grub_default"].endswith(RT_ENTRY)
+
+
 # --- verification on a running kernel ---------------------------------------------------------
 
 def _w(root: Path, rel: str, text: str) -> None:
@@ -185,6 +230,20 @@ def test_an_irq_moved_onto_an_isolated_cpu_is_caught(tmp_path):
 def test_a_movable_kernel_thread_on_isolated_cpus_is_caught(tmp_path):
     found, _ = verify(kernel_tree(tmp_path, floating_kthread=True))
     assert found == ["1 task(s) may run on isolated CPUs: kernel thread kswapd0 (93/93) may run on CPU 2-3"]
+
+
+def test_the_pinned_kernel_and_preempt_rt_are_checked(tmp_path):
+    root = kernel_tree(tmp_path)
+    _w(root, "proc/sys/kernel/osrelease", "6.1.0-57-amd64")
+    found, checked = verify(root, kernel="6.1.0-57-rt-amd64", realtime=True)
+    assert checked["kernel"] == "failed"
+    assert found == ["the running kernel is 6.1.0-57-amd64, GRUB's pinned default is 6.1.0-57-rt-amd64",
+                     "the running kernel 6.1.0-57-amd64 is not PREEMPT_RT (no /sys/kernel/realtime)"]
+    _w(root, "proc/sys/kernel/osrelease", "6.1.0-57-rt-amd64")
+    _w(root, "sys/kernel/realtime", "1")
+    found, checked = verify(root, kernel="6.1.0-57-rt-amd64", realtime=True)
+    assert found == [] and checked["kernel"] == "ok"
+    assert "kernel" not in verify(root)[1]
 
 
 def test_settings_not_in_effect_are_each_named(tmp_path):

@@ -39,6 +39,13 @@ def test_the_vm_booted_the_roles_command_line_once(vm):
         assert token in cmdline
     # converge rebooted once; the idempotence run did not
     assert boots(vm) == 2
+    # into the PREEMPT_RT kernel the role pinned (the image boots the ordinary one)
+    release = vm.check_output("uname -r")
+    assert release.endswith("-rt-amd64") and cmdline[0] == f"BOOT_IMAGE=/boot/vmlinuz-{release}"
+    assert vm.file("/sys/kernel/realtime").content_string.strip() == "1"
+    assert "PREEMPT_RT" in vm.check_output("uname -v")
+    dropin = vm.file(OWNED[0]).content_string
+    assert f'>gnulinux-{release}-advanced-' in dropin and "GRUB_DEFAULT=" in dropin
     assert vm.file("/sys/devices/system/cpu/isolated").content_string.strip() == ISOLATED
     metric = vm.file("/var/lib/prometheus/node-exporter/quantbot_lowlatency.prom").content_string
     assert "quantbot_lowlatency_reboot_required 0" in metric
@@ -72,6 +79,7 @@ def test_the_latency_gate_measures_stores_and_compares():
     assert len(runs) == 2
     first_run, second_run = (json.loads(p.read_text()) for p in runs)
     assert first_run["cpus"] == ISOLATED and first_run["emulated"] is True
+    assert first_run["kernel"].endswith("-rt-amd64")
     assert sorted(first_run["summary"]["cpus"]) == ["2", "3", "6", "7"]
     summary = first_run["summary"]
     assert summary["samples"] > 0 and summary["max_us"] >= summary["p9999_us"] >= summary["p99_us"] > 0
