@@ -1,0 +1,90 @@
+# quantbot-infra: what a patch run reads on a host - apt's simulated upgrade and needrestart's
+# batch report - as plain data. Pure functions, unit-tested on captured outputs.
+
+from __future__ import annotations
+
+import fnmatch
+import re
+
+# "Inst openssl [3.0.11-1~deb12u2] (3.0.15-1~deb12u1 Debian-Security:12/stable-security [amd64])"
+# "Inst linux-image-6.1.0-28-amd64 (6.1.119-1 Debian-Security:12/stable-security [amd64])"
+_INST = re.compile(r"^Inst (?P<name>\S+) (?:\[(?P<current>[^\]]+)\] )?"
+                   r"\((?P<candidate>\S+) (?P<origins>[^\[]*?) ?\[(?P<arch>[^\]]+)\]\)")
+_REMV = re.compile(r"^Remv (?P<name>\S+)(?: \[(?P<current>[^\]]+)\])?")
+
+# packages after whose upgrade only a reboot puts the new code in place
+DEFAULT_REBOOT_PACKAGES = ("linux-image-*", "intel-microcode", "amd64-microcode", "libc6", "systemd", "dbus")
+
+
+def parse_simulation(text):
+    """`apt-get -s -o Debug::NoLocking=1 dist-upgrade` -> upgrades, new installs and removals."""
+    upgrades, removals = [], []
+    for line in text.splitlines():
+        match = _INST.match(line)
+        if match:
+            origins = [o.strip() for o in match.group("origins").split(",") if o.strip()]
+            upgrades.append({
+                "name": match.group("name"),
+                "current": match.group("current"),
+                "candidate": match.group("candidate"),
+                "origins": origins,
+                "security": any(_is_security(o) for o in origins),
+                "new": match.group("current") is None,
+            })
+            continue
+        match = _REMV.match(line)
+        if match:
+            removals.append({"name": match.group("name"), "current": match.group("current")})
+    return {"upgrades": upgrades, "removals": removals}
+
+
+def _is_security(origin):
+    # "Debian-Security:12/stable-security", "quantbot-test:bookworm-security"
+    archive = origin.split("/", 1)[-1] if "/" in origin else origin.split(":", 1)[-1]
+    return archive.endswith("-security") or origin.lower().startswith("debian-security")
+
+
+def parse_needrestart(text):
+    """`needrestart -b` -> kernel running/expected/status and the services to restart.
+    Kernel status (NEEDRESTART-KSTA): 0 unknown, 1 current, 2 ABI-compatible upgrade pending,
+    3 version upgrade pending."""
+    out = {"kernel_running": None, "kernel_expected": None, "kernel_status": 0,
+           "services": [], "containers": [], "sessions": []}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        value = value.strip()
+        if key == "NEEDRESTART-KCUR":
+            out["kernel_running"] = value
+        elif key == "NEEDRESTART-KEXP":
+            out["kernel_expected"] = value
+        elif key == "NEEDRESTART-KSTA":
+            out["kernel_status"] = int(value) if value.isdigit() else 0
+        elif key == "NEEDRESTART-SVC" and value:
+            out["services"].append(value)
+        elif key == "NEEDRESTART-CONT" and value:
+            out["containers"].append(value)
+        elif key == "NEEDRESTART-SESS" and value:
+            out["sessions"].append(value)
+    out["services"] = sorted(set(out["services"]))
+    out["kernel_pending"] = out["kernel_status"] in (2, 3)
+    return out
+
+
+def reboot_packages(upgrades, patterns=DEFAULT_REBOOT_PACKAGES):
+    """The upgraded packages that will need a reboot (name patterns, fnmatch)."""
+    return sorted(u["name"] for u in upgrades if any(fnmatch.fnmatchcase(u["name"], p) for p in patterns))
+
+
+def restart_services(upgrades, unit_files, running):
+    """Running services whose unit file an upgraded package ships: they restart after it.
+    unit_files: package -> its files (dpkg -L); running: the running services' names."""
+    names = {u["name"] for u in upgrades}
+    out = set()
+    for package, files in unit_files.items():
+        if package not in names:
+            continue
+        for path in files:
+            unit = path.rsplit("/", 1)[-1]
+            if "/systemd/system/" in path and unit.endswith(".service") and unit in running:
+                out.add(unit)
+    return sorted(out)

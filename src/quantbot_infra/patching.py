@@ -1,0 +1,154 @@
+"""The order of a patch run: a canary first, then each class in batches (`serial` per class),
+with the data tier's rules - PostgreSQL replicas before the primary, whose turn starts with a
+planned switchover; Redis replicas before a sentinel failover of the primary - and one host at a
+time where a host is a site's gateway or a trading host. Pure: the patch playbook feeds it what it
+read on the hosts and turns the result into Ansible's `serial` batches.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+ONE_AT_A_TIME = ("vpn_gateway", "trading", "lowlatency")
+DEFAULT_SERIAL = [1, "25%", "100%"]
+_PCT = re.compile(r"^([1-9][0-9]?|100)%$")
+
+
+class PatchPlanError(ValueError):
+    """Input the plan cannot be made from; the message names the variable."""
+
+
+def serial_sizes(spec, count: int, where: str = "patch_serial") -> list[int]:
+    """Ansible's serial list (ints and "N%" of `count`, the last repeating) -> batch sizes that
+    add up to `count`."""
+    items = spec if isinstance(spec, list) else [spec]
+    if not items:
+        raise PatchPlanError(f"{where} is empty")
+    sizes = []
+    for item in items:
+        if isinstance(item, int) and not isinstance(item, bool) and item >= 1:
+            sizes.append(item)
+        elif isinstance(item, str) and _PCT.match(item.strip()):
+            sizes.append(max(1, math.floor(count * int(item.strip()[:-1]) / 100)))
+        elif isinstance(item, str) and item.strip().isdigit() and int(item) >= 1:
+            sizes.append(int(item))
+        else:
+            raise PatchPlanError(f"{where}: {item!r} is neither a whole number >= 1 nor a "
+                                 "percentage like 25%")
+    out, left, i = [], count, 0
+    while left > 0:
+        size = min(sizes[min(i, len(sizes) - 1)], left)
+        out.append(size)
+        left -= size
+        i += 1
+    return out
+
+
+def _chunks(names: list[str], sizes: list[int]) -> list[list[str]]:
+    out, at = [], 0
+    for size in sizes:
+        out.append(names[at:at + size])
+        at += size
+    return out
+
+
+def _role(host: dict, key: str) -> str | None:
+    value = host.get(key)
+    return value if value in ("primary", "replica") else None
+
+
+def plan(hosts: list[dict], serial: dict | None = None, canary: str = "", class_order=None) -> dict:
+    """hosts: in topology order, each {name, class, groups, todo (bool), pg_role, redis_role}
+    (roles 'primary'/'replica' where the host is in that tier). serial: class -> serial list, key
+    'default' for the rest. Returns batches (index, hosts, class, kind, action), up_to_date,
+    warnings and serial (the batch sizes, for Ansible)."""
+    serial = dict(serial or {})
+    unknown = [k for k in serial if k != "default" and k not in {h["class"] for h in hosts}]
+    if unknown:
+        raise PatchPlanError(f"patch_serial names class {unknown[0]!r}, which the topology does not have")
+    classes = list(dict.fromkeys(h["class"] for h in hosts))
+    if class_order:
+        bad = [c for c in class_order if c not in classes]
+        if bad:
+            raise PatchPlanError(f"patch_class_order names class {bad[0]!r}, which the topology "
+                                 "does not have")
+        classes = list(class_order) + [c for c in classes if c not in class_order]
+    todo = [h for h in hosts if h.get("todo")]
+    up_to_date = [h["name"] for h in hosts if not h.get("todo")]
+    by_name = {h["name"]: h for h in todo}
+    warnings: list[str] = []
+
+    if canary:
+        if canary not in {h["name"] for h in hosts}:
+            raise PatchPlanError(f"patch_canary {canary!r} is not one of the hosts of this run")
+        if canary not in by_name:
+            warnings.append(f"canary {canary} has nothing to patch: the first batch is the canary")
+            canary = ""
+        else:
+            h = by_name[canary]
+            for key, tier in (("pg_role", "PostgreSQL"), ("redis_role", "Redis")):
+                if _role(h, key) == "primary":
+                    raise PatchPlanError(f"patch_canary {canary} is the {tier} primary: choose a "
+                                         "host whose patch cannot take the tier down (a replica)")
+
+    batches: list[dict] = []
+
+    def add(names, cls, kind, action=None):
+        if names:
+            batches.append({"index": len(batches) + 1, "hosts": list(names), "class": cls,
+                            "kind": kind, "action": action})
+
+    if canary:
+        add([canary], by_name[canary]["class"], "canary")
+    for cls in classes:
+        members = [h for h in todo if h["class"] == cls and h["name"] != canary]
+        if not members:
+            continue
+        spec = serial.get(cls, serial.get("default", DEFAULT_SERIAL))
+        where = f"patch_serial[{cls!r}]" if cls in serial else "patch_serial['default']"
+        groups = set().union(*(set(h.get("groups") or []) for h in members))
+        if groups & set(ONE_AT_A_TIME):
+            spec = 1
+        tier = next(((key, action) for key, action, group in (
+            ("pg_role", "pg_switchover", "postgresql"), ("redis_role", "redis_failover", "redis"))
+            if group in groups), None)
+        primary = None
+        if tier:
+            key, action = tier
+            primaries = [h for h in members if _role(h, key) == "primary"]
+            if len(primaries) > 1:
+                raise PatchPlanError(f"class {cls} reports {len(primaries)} primaries "
+                                     f"({', '.join(h['name'] for h in primaries)}): split-brain, "
+                                     "not patching")
+            primary = primaries[0] if primaries else None
+            if primary:
+                members = [h for h in members if h is not primary]
+        names = [h["name"] for h in members]
+        for chunk in _chunks(names, serial_sizes(spec, len(names), where)):
+            add(chunk, cls, "batch")
+        if primary:
+            key, action = tier
+            peers = [h for h in hosts if h["class"] == cls and _role(h, key) == "replica"]
+            if not peers:
+                warnings.append(f"{primary['name']} is the only member of {cls}: patched in place, "
+                                "the tier is down while it restarts")
+                action = None
+            add([primary["name"]], cls, "primary", action)
+    if not canary:
+        # the first host that is no tier's primary goes first, alone
+        first = next((b for b in batches if b["kind"] == "batch"), None)
+        if first is None:
+            if batches:
+                warnings.append("no host can be the canary (only primaries to patch): none is used")
+        else:
+            lead = first["hosts"].pop(0)
+            if not first["hosts"]:
+                batches.remove(first)
+            batches.insert(0, {"index": 0, "hosts": [lead], "class": first["class"], "kind": "canary",
+                               "action": None})
+        for i, batch in enumerate(batches, 1):
+            batch["index"] = i
+    return {"batches": batches, "up_to_date": up_to_date, "warnings": warnings,
+            "serial": [len(b["hosts"]) for b in batches],
+            "order": [name for b in batches for name in b["hosts"]]}

@@ -1,0 +1,60 @@
+"""What a patch run reads on a host (module_utils/qb_patch): apt's simulated upgrade, captured on
+a Debian 12 machine, and needrestart's batch report."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).parent / "fixtures" / "patch"
+
+_spec = importlib.util.spec_from_file_location("ansible.module_utils.qb_patch",
+                                               ROOT / "plugins" / "module_utils" / "qb_patch.py")
+qb_patch = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = qb_patch
+_spec.loader.exec_module(qb_patch)
+
+
+def test_a_simulated_upgrade_lists_versions_origins_and_security():
+    plan = qb_patch.parse_simulation((FIXTURES / "apt-simulate-debian12.txt").read_text())
+    by_name = {u["name"]: u for u in plan["upgrades"]}
+    assert list(by_name) == ["base-files", "bash", "libgcrypt20-dev", "libgcrypt20", "liblzma-dev"]
+    assert by_name["bash"] == {"name": "bash", "current": "5.2.15-2+b8", "candidate": "5.2.15-2+b13",
+                               "origins": ["Debian:12.15/oldstable"], "security": False, "new": False}
+    # in the point release and in the security archive: a security fix
+    assert by_name["libgcrypt20"]["origins"] == ["Debian:12.15/oldstable",
+                                                 "Debian-Security:12/oldstable-security"]
+    assert by_name["libgcrypt20"]["security"] and by_name["liblzma-dev"]["security"]
+    assert plan["removals"] == []
+
+
+def test_new_packages_and_removals():
+    text = ("Inst linux-image-6.1.0-58-amd64 (6.1.158-1 Debian-Security:12/oldstable-security [amd64])\n"
+            "Inst qb-demo-restart [1.0] (1.1 quantbot-test:qbtest [all])\n"
+            "Remv linux-image-6.1.0-40-amd64 [6.1.153-1]\n")
+    plan = qb_patch.parse_simulation(text)
+    kernel, demo = plan["upgrades"]
+    assert kernel["new"] and kernel["current"] is None and kernel["security"]
+    assert demo["origins"] == ["quantbot-test:qbtest"] and not demo["security"]
+    assert plan["removals"] == [{"name": "linux-image-6.1.0-40-amd64", "current": "6.1.153-1"}]
+    assert qb_patch.reboot_packages(plan["upgrades"]) == ["linux-image-6.1.0-58-amd64"]
+    assert qb_patch.reboot_packages(plan["upgrades"], ["qb-demo-*"]) == ["qb-demo-restart"]
+
+
+def test_needrestart_batch_report():
+    report = qb_patch.parse_needrestart(
+        "NEEDRESTART-VER: 3.6\nNEEDRESTART-KCUR: 6.1.0-57-amd64\nNEEDRESTART-KEXP: 6.1.0-58-amd64\n"
+        "NEEDRESTART-KSTA: 3\nNEEDRESTART-SVC: ssh.service\nNEEDRESTART-SVC: cron.service\n")
+    assert report["kernel_running"] == "6.1.0-57-amd64" and report["kernel_expected"] == "6.1.0-58-amd64"
+    assert report["kernel_pending"] and report["services"] == ["cron.service", "ssh.service"]
+    quiet = qb_patch.parse_needrestart("NEEDRESTART-VER: 3.6\nNEEDRESTART-KSTA: 1\n")
+    assert not quiet["kernel_pending"] and quiet["services"] == []
+
+
+def test_services_restart_only_where_an_upgraded_package_ships_their_running_unit():
+    upgrades = [{"name": "redis-server"}, {"name": "bash"}]
+    files = {"redis-server": ["/lib/systemd/system/redis-server.service", "/usr/bin/redis-server"],
+             "openssh-server": ["/lib/systemd/system/ssh.service"], "bash": ["/bin/bash"]}
+    running = {"redis-server.service", "ssh.service"}
+    assert qb_patch.restart_services(upgrades, files, running) == ["redis-server.service"]
+    assert qb_patch.restart_services(upgrades, files, {"ssh.service"}) == []

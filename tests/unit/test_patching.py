@@ -1,0 +1,105 @@
+"""The order of a patch run (quantbot_infra.patching): canary, batches per class, the data tier's
+replica-first rules and one-at-a-time classes, on the dev topology's shape."""
+
+import pytest
+
+from quantbot_infra import patching
+
+
+def fleet(**roles):
+    """The dev topology's hosts, all with something to patch; roles: host -> (tier key, role)."""
+    shape = [("trading", 2, ["trading", "lowlatency"]), ("gpu", 1, ["gpu"]),
+             ("pg", 2, ["postgresql", "wireguard"]), ("redis", 3, ["redis", "wireguard"]),
+             ("vpn", 2, ["wireguard", "vpn_gateway"]), ("monitoring", 1, ["monitoring"])]
+    hosts = []
+    for cls, count, groups in shape:
+        for n in range(1, count + 1):
+            hosts.append({"name": f"dev-{cls}-{n:02d}", "class": cls, "groups": groups, "todo": True})
+    defaults = {"dev-pg-01": ("pg_role", "primary"), "dev-pg-02": ("pg_role", "replica"),
+                "dev-redis-01": ("redis_role", "primary"), "dev-redis-02": ("redis_role", "replica"),
+                "dev-redis-03": ("redis_role", "replica")}
+    for name, (key, role) in {**defaults, **roles}.items():
+        next(h for h in hosts if h["name"] == name)[key] = role
+    return hosts
+
+
+def shape(result):
+    return [(b["kind"], b["hosts"], b["action"]) for b in result["batches"]]
+
+
+def test_canary_then_classes_with_replicas_before_primaries():
+    result = patching.plan(fleet(), serial={"default": [1, "50%", "100%"]}, canary="dev-gpu-01",
+                           class_order=["monitoring", "gpu", "pg", "redis", "vpn", "trading"])
+    assert shape(result) == [
+        ("canary", ["dev-gpu-01"], None),
+        ("batch", ["dev-monitoring-01"], None),
+        ("batch", ["dev-pg-02"], None),
+        ("primary", ["dev-pg-01"], "pg_switchover"),
+        ("batch", ["dev-redis-02"], None),
+        ("batch", ["dev-redis-03"], None),      # 50% of two replicas
+        ("primary", ["dev-redis-01"], "redis_failover"),
+        ("batch", ["dev-vpn-01"], None),        # gateways one at a time
+        ("batch", ["dev-vpn-02"], None),
+        ("batch", ["dev-trading-01"], None),    # trading hosts one at a time
+        ("batch", ["dev-trading-02"], None),
+    ]
+    assert result["serial"] == [1] * 11
+    assert result["order"][0] == "dev-gpu-01" and result["order"][3] == "dev-pg-01"
+
+
+def test_serial_grows_as_declared_and_the_auto_canary_is_the_first_host():
+    hosts = [{"name": f"dev-web-{n:02d}", "class": "web", "groups": [], "todo": True} for n in range(1, 10)]
+    result = patching.plan(hosts, serial={"web": [1, "25%", "100%"]})
+    # the first batch of one is the canary; then 25% of 9 (2), then the rest
+    sizes = [(b["kind"], len(b["hosts"])) for b in result["batches"]]
+    assert sizes == [("canary", 1), ("batch", 2), ("batch", 6)]
+    assert result["serial"] == [1, 2, 6]
+
+
+def test_up_to_date_hosts_are_not_batched_and_an_only_primary_is_patched_in_place():
+    hosts = fleet()
+    for h in hosts:
+        h["todo"] = h["name"] in ("dev-pg-01", "dev-monitoring-01")
+    hosts = [h for h in hosts if h["name"] != "dev-pg-02"]
+    result = patching.plan(hosts)
+    # the canary is never a primary, even where the primary's class comes first
+    assert shape(result) == [("canary", ["dev-monitoring-01"], None), ("primary", ["dev-pg-01"], None)]
+    assert "dev-gpu-01" in result["up_to_date"]
+    assert any("dev-pg-01 is the only member of pg: patched in place" in w for w in result["warnings"])
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"canary": "dev-pg-01"}, "patch_canary dev-pg-01 is the PostgreSQL primary"),
+    ({"canary": "dev-nope-01"}, "patch_canary 'dev-nope-01' is not one of the hosts"),
+    ({"serial": {"default": ["some"]}}, "patch_serial['default']: 'some' is neither"),
+    ({"serial": {"db": 1}}, "patch_serial names class 'db'"),
+    ({"class_order": ["pg", "db"]}, "patch_class_order names class 'db'"),
+])
+def test_bad_input_names_the_variable(kwargs, message):
+    with pytest.raises(patching.PatchPlanError) as caught:
+        patching.plan(fleet(), **kwargs)
+    assert message in str(caught.value)
+
+
+def test_only_primaries_to_patch_means_no_canary_and_says_so():
+    hosts = [h for h in fleet() if h["name"] in ("dev-pg-01", "dev-pg-02")]
+    hosts[1]["todo"] = False
+    result = patching.plan(hosts)
+    assert shape(result) == [("primary", ["dev-pg-01"], "pg_switchover")]
+    assert result["warnings"] == ["no host can be the canary (only primaries to patch): none is used"]
+
+
+def test_two_primaries_is_split_brain_and_nothing_is_planned():
+    with pytest.raises(patching.PatchPlanError, match="reports 2 primaries"):
+        patching.plan(fleet(**{"dev-pg-02": ("pg_role", "primary")}))
+
+
+@pytest.mark.parametrize(("spec", "count", "sizes"), [
+    ([1, "25%", "100%"], 10, [1, 2, 7]),
+    (1, 3, [1, 1, 1]),
+    (["50%"], 3, [1, 1, 1]),
+    ([2, "100%"], 2, [2]),
+    ([5], 0, []),
+])
+def test_serial_sizes(spec, count, sizes):
+    assert patching.serial_sizes(spec, count) == sizes
