@@ -172,7 +172,7 @@ def _w(root: Path, rel: str, text: str) -> None:
     path.write_text(text + "\n")
 
 
-def kernel_tree(root: Path, irq_on_isolated=False, floating_kthread=False) -> Path:
+def kernel_tree(root: Path, irq_on_isolated=False, floating_kthread=False, rt_threads=False) -> Path:
     """A tuned 8-CPU kernel as the VM has it after the role's reboot."""
     _w(root, "proc/cmdline", "BOOT_IMAGE=/vmlinuz ro isolcpus=managed_irq,domain,2-3,6-7 nohz_full=2-3,6-7")
     _w(root, "sys/devices/system/cpu/isolated", "2-3,6-7")
@@ -199,6 +199,11 @@ def kernel_tree(root: Path, irq_on_isolated=False, floating_kthread=False) -> Pa
         (93, "kswapd0", 0x00200000, "0-3" if floating_kthread else "0-1"),
         (500, "trader", 0, "6-7"),                          # pinned inside the isolated set
     ]
+    if rt_threads:
+        # PREEMPT_RT threads every handler (as the VM's RT kernel showed): a per-CPU queue's
+        # thread where its interrupt fires, the NIC's with the NIC's interrupt
+        tasks += [(240, "irq/29-virtio0-req.2", 0x00200000, "6"),
+                  (250, "irq/36-virtio1-input.0", 0x00200000, "2" if irq_on_isolated else "0-1,4-5")]
     for pid, name, flags, allowed in tasks:
         _w(root, f"proc/{pid}/task/{pid}/status", f"Name:\t{name}\nCpus_allowed_list:\t{allowed}")
         _w(root, f"proc/{pid}/task/{pid}/stat", f"{pid} ({name}) S 2 0 0 0 -1 {flags} 0 0")
@@ -219,6 +224,15 @@ def test_a_tuned_kernel_passes_and_says_what_did_not_apply(tmp_path):
     assert checked["governor"].startswith("not applicable: no cpufreq driver")
     assert "4 per-CPU queue interrupt(s)" in checked["irqs"] and "29 (virtio0-req.2)" in checked["irqs"]
     assert checked["tasks"] == checked["isolation"] == checked["workqueue"] == checked["thp"] == "ok"
+
+
+def test_threaded_handlers_of_per_cpu_queues_are_expected_and_others_are_caught(tmp_path):
+    found, checked = verify(kernel_tree(tmp_path / "rt", rt_threads=True))
+    assert found == []
+    assert "1 threaded handler(s) of per-CPU queue interrupts" in checked["tasks"]
+    found, _ = verify(kernel_tree(tmp_path / "moved", rt_threads=True, irq_on_isolated=True))
+    assert found[-1] == ("1 task(s) may run on isolated CPUs: kernel thread irq/36-virtio1-input.0 "
+                         "(250/250) may run on CPU 2")
 
 
 def test_an_irq_moved_onto_an_isolated_cpu_is_caught(tmp_path):
