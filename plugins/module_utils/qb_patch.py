@@ -65,7 +65,9 @@ def parse_needrestart(text):
             out["containers"].append(value)
         elif key == "NEEDRESTART-SESS" and value:
             out["sessions"].append(value)
-    out["services"] = sorted(set(out["services"]))
+    # "systemd-manager": PID 1 itself runs outdated code (daemon-reexec, not a restart)
+    out["systemd_reexec"] = "systemd-manager" in out["services"]
+    out["services"] = sorted({s for s in out["services"] if s != "systemd-manager"})
     out["kernel_pending"] = out["kernel_status"] in (2, 3)
     return out
 

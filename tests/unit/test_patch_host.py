@@ -51,6 +51,13 @@ def test_needrestart_batch_report():
     assert not quiet["kernel_pending"] and quiet["services"] == []
 
 
+def test_needrestart_in_a_container_after_an_upgrade_of_zlib_and_zstd():
+    # captured on the project's host container: no kernel lines (the kernel is the host's)
+    report = qb_patch.parse_needrestart((FIXTURES / "needrestart-b-container.txt").read_text())
+    assert report["services"] == ["ssh.service", "systemd-journald.service", "systemd-logind.service"]
+    assert report["systemd_reexec"] and report["kernel_status"] == 0 and not report["kernel_pending"]
+
+
 def test_services_restart_only_where_an_upgraded_package_ships_their_running_unit():
     upgrades = [{"name": "redis-server"}, {"name": "bash"}]
     files = {"redis-server": ["/lib/systemd/system/redis-server.service", "/usr/bin/redis-server"],
