@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from quantbot_infra import __version__, local, paths, status, vm
+from quantbot_infra import __version__, drift, local, paths, status, vm
 from quantbot_infra.aws.session import AwsError
 from quantbot_infra.runner import RunError, RunResult, run_playbook
 from quantbot_infra.topology import Inventory, TopologyError, load_inventory
@@ -86,6 +86,63 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         print(_recap(result))
     return 0 if result.ok else 2
+
+
+def _drift_text(env: str, report: dict) -> str:
+    counts = {k: sum(c[k] for c in report["hosts"].values())
+              for k in ("changed", "unknown", "accepted", "failed", "unreachable")}
+    touched = sum(1 for c in report["hosts"].values() if any(c.values()))
+    lines = [f"drift in {env}: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n) if touched
+             else f"drift in {env}: none on {len(report['hosts'])} host(s)"]
+    for entry in report["entries"]:
+        label = f"{entry['role']} : {entry['task']}" if entry["role"] else entry["task"]
+        state = entry["state"].upper()
+        why = (f" ({entry['accepted']['reason']}, until {entry['accepted']['expires']})"
+               if "accepted" in entry else "")
+        lines.append(f"{entry['host']}  {label}  {state}{why}")
+        if entry["state"] != "accepted" and entry.get("detail"):
+            lines += ["    " + line for line in entry["detail"].splitlines()]
+    lines += [f"note: {n}" for n in report["notes"]]
+    lines.append(f"status: {report['status']} (exit {report['exit_code']})")
+    return "\n".join(lines)
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    inventory = args.inventory or paths.inventory_dir(args.env)
+    accepted_file = Path(args.accepted) if args.accepted else Path(inventory) / "drift-accepted.yml"
+    accepted = []
+    if accepted_file.exists():
+        accepted = drift.load_accepted(accepted_file.read_text(), str(accepted_file))
+    elif args.accepted:
+        raise RunError(f"--accepted {args.accepted}: no such file")
+    events: list[dict[str, Any]] = []
+    progress = None if args.json else Progress()
+
+    def collect(event: dict[str, Any]) -> None:
+        events.append(event)
+        if progress:
+            progress(event)
+
+    result = run_playbook("site", args.env, limit=args.limit, check=True, diff=True,
+                          inventory=args.inventory, on_event=collect)
+    if result.error:
+        raise RunError(result.error)
+    report = drift.report(events, accepted, secrets=drift.known_secrets(paths.state_dir(args.env)),
+                          hosts=list(result.hosts))
+    reached = [h for h, c in report["hosts"].items() if not c["unreachable"] and h in result.hosts]
+    if reached and not args.no_metric:
+        stamp = time.time()
+        recorded = run_playbook(
+            "drift_record", args.env, limit=",".join(reached), inventory=args.inventory,
+            extra_vars={"drift_textfiles": {h: drift.textfile(report["hosts"][h], stamp) for h in reached}})
+        if not recorded.ok:
+            report["notes"].append(f"the drift metric was not written on every host: {recorded.status}")
+            report["exit_code"] = max(report["exit_code"], drift.ERROR)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(_drift_text(args.env, report))
+    return report["exit_code"]
 
 
 def _inventory_rows(inv: Inventory) -> list[dict[str, Any]]:
@@ -407,6 +464,17 @@ def build_parser() -> argparse.ArgumentParser:
                             help="AWS: remove the off-site backup bucket too (kept by default)")
         sp.set_defaults(func=func)
 
+    dp = sub.add_parser("drift", help="what a converge would change, per host, role and task "
+                                      "(check + diff of site.yml); exit 0 clean, 2 drift, 1 error")
+    dp.add_argument("--env", required=True)
+    dp.add_argument("--inventory", help="inventory path (default: inventories/ENV)")
+    dp.add_argument("--limit")
+    dp.add_argument("--accepted", help="accepted drift (default: the inventory's drift-accepted.yml)")
+    dp.add_argument("--no-metric", action="store_true",
+                    help="do not write the hosts' drift metric (node-exporter textfile)")
+    dp.add_argument("--json", action="store_true")
+    dp.set_defaults(func=cmd_drift)
+
     vp = sub.add_parser("vm", help="QEMU VM test hosts for kernel-level roles (images/vm)")
     vsub = vp.add_subparsers(dest="vm_command", required=True)
     vc = vsub.add_parser("create", help="make and boot a VM; prints how to reach it (JSON)")
@@ -433,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (TopologyError, RunError, paths.ProjectError, local.ProviderError, status.StatusError,
-            AwsError, vm.VmError) as exc:
+            AwsError, vm.VmError, drift.DriftError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

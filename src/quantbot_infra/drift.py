@@ -18,6 +18,7 @@ import fnmatch
 import re
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import yaml
 
@@ -182,3 +183,16 @@ def textfile(host_counts: dict, timestamp: float) -> str:
               "# TYPE quantbot_drift_last_check_timestamp_seconds gauge",
               f"quantbot_drift_last_check_timestamp_seconds {timestamp:.0f}"]
     return "\n".join(lines) + "\n"
+
+
+def known_secrets(state_dir: Path) -> list[str]:
+    """The secrets the project generated for an environment (its state folder's secrets/), whose
+    values are scrubbed from a report wherever they appear."""
+    out = []
+    for path in sorted((Path(state_dir) / "secrets").rglob("*")):
+        if path.is_file():
+            try:
+                out += [line.strip() for line in path.read_text().splitlines() if line.strip()]
+            except (OSError, UnicodeDecodeError):
+                continue
+    return out
