@@ -42,7 +42,7 @@ services:
   type: list
   elements: str
 systemd_reexec:
-  description: systemd itself runs outdated code (needrestart's C(systemd-manager)): re-execute it.
+  description: "systemd itself runs outdated code (needrestart's C(systemd-manager)); re-execute it."
   returned: always
   type: bool
 reboot_required:

@@ -6,13 +6,14 @@ changes."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from qbmolecule import STATE, flat, host, playbook
+from qbmolecule import PROJECT, STATE, flat, host, playbook
 
 VM = "qb-ll-vm"
 CONVERGE = "../molecule/lowlatency/converge.yml"
@@ -84,6 +85,11 @@ def test_the_latency_gate_measures_stores_and_compares():
     summary = first_run["summary"]
     assert summary["samples"] > 0 and summary["max_us"] >= summary["p9999_us"] >= summary["p99_us"] > 0
     assert second_run["previous"] == summary and second_run["verdict"]["passed"] is False
+    # kept with the suite's results: the VM's numbers, for the record (emulated, not metal's)
+    kept = PROJECT / ".state" / "test-results" / "lowlatency"
+    kept.mkdir(parents=True, exist_ok=True)
+    for path in runs:
+        shutil.copy(path, kept / path.name)
 
 
 def test_an_irq_moved_onto_an_isolated_cpu_is_caught(vm):
