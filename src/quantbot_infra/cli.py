@@ -88,6 +88,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.ok else 2
 
 
+def _patch_plan_text(plan: dict) -> str:
+    scope = "security updates only" if plan["security_only"] else "all updates"
+    lines = [f"patch plan for {plan['env']} ({scope}, reboot {plan['reboot']}):"]
+    for batch in plan["batches"]:
+        what = batch["kind"] + (f", {batch['action']}" if batch["action"] else "")
+        lines.append(f"batch {batch['index']} ({what}, class {batch['class']}):")
+        for name in batch["hosts"]:
+            host = plan["hosts"][name]
+            reboot = host["reboot"]
+            due = ("yes: " + (" ".join(reboot["predicted"]) or "already pending")
+                   if reboot["predicted"] or reboot["pending"] else "no")
+            lines.append(f"  {name}: {len(host['upgrades'])} package(s); reboot {due}; "
+                         f"restarts {' '.join(host['restarts']) or 'none'}")
+            lines += [f"    {u['name']} {u['current'] or '(new)'} -> {u['candidate']}"
+                      f"{'  [security]' if u['security'] else ''}" for u in host["upgrades"]]
+    if plan["up_to_date"]:
+        lines.append("up to date: " + " ".join(plan["up_to_date"]))
+    lines += [f"warning: {w}" for w in plan["warnings"]]
+    return "\n".join(lines)
+
+
+def cmd_patch(args: argparse.Namespace) -> int:
+    extra: dict[str, Any] = {"patch_plan_only": args.plan, "patch_security_only": args.security_only,
+                             "patch_reboot": args.reboot, "patch_resume": args.resume}
+    if args.override_freeze:
+        if not args.reason or len(args.reason.strip()) < 10:
+            raise RunError("--override-freeze needs --reason \"...\" (at least 10 characters saying why)")
+        extra.update(patch_override_freeze=True, patch_override_reason=args.reason.strip())
+    if args.at:
+        extra["patch_now"] = args.at
+    progress = None if args.json else Progress()
+    result = run_playbook("patch", args.env, limit=args.limit, extra_vars=extra,
+                          inventory=args.inventory, on_event=progress)
+    plan = next((f["patch_plan"] for f in result.facts.values() if "patch_plan" in f), None)
+    if args.json:
+        print(json.dumps({"plan": plan, "run": result.to_dict()}, indent=2))
+    else:
+        if plan:
+            print(_patch_plan_text(plan))
+        print(_recap(result))
+    return 0 if result.ok else 2
+
+
 def _drift_text(env: str, report: dict) -> str:
     counts = {k: sum(c[k] for c in report["hosts"].values())
               for k in ("changed", "unknown", "accepted", "failed", "unreachable")}
@@ -463,6 +506,23 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--delete-backups", action="store_true",
                             help="AWS: remove the off-site backup bucket too (kept by default)")
         sp.set_defaults(func=func)
+
+    pp = sub.add_parser("patch", help="patch packages: freeze check and pre-flight plan first, then a "
+                                      "canary and batches with health gates")
+    pp.add_argument("--env", required=True)
+    pp.add_argument("--inventory", help="inventory path (default: inventories/ENV)")
+    pp.add_argument("--limit")
+    pp.add_argument("--plan", action="store_true", help="show the plan and change nothing")
+    pp.add_argument("--security-only", action="store_true", help="only updates from security archives")
+    pp.add_argument("--reboot", choices=["auto", "never", "always"], default="auto",
+                    help="auto: where the kernel changed or a package asks for it (default)")
+    pp.add_argument("--resume", action="store_true", help="continue from the last run's resume point")
+    pp.add_argument("--override-freeze", action="store_true",
+                    help="patch inside a freeze window (needs --reason; recorded in the audit log)")
+    pp.add_argument("--reason", help="why the freeze is overridden")
+    pp.add_argument("--at", metavar="TIME", help="take TIME (ISO, with offset) as now for the freeze check")
+    pp.add_argument("--json", action="store_true")
+    pp.set_defaults(func=cmd_patch)
 
     dp = sub.add_parser("drift", help="what a converge would change, per host, role and task "
                                       "(check + diff of site.yml); exit 0 clean, 2 drift, 1 error")
