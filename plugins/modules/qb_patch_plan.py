@@ -24,6 +24,13 @@ options:
     type: list
     elements: str
     default: [linux-image-*, intel-microcode, amd64-microcode, libc6, systemd, dbus]
+  origins:
+    description:
+      - Only updates from these origins (fnmatch patterns on apt's C(Origin:Suite) strings, such as
+        C(Debian-Security:*) or the organisation's mirror); the rest is listed as held back. Empty takes every origin.
+    type: list
+    elements: str
+    default: []
   refresh:
     description: Refresh the indexes (into the private folder) before simulating.
     type: bool
@@ -69,6 +76,7 @@ kernel:
   type: str
 """
 
+import fnmatch
 import os
 import shutil
 import tempfile
@@ -103,6 +111,7 @@ def main():
             reboot_packages=dict(type="list", elements="str",
                                  default=["linux-image-*", "intel-microcode", "amd64-microcode",
                                           "libc6", "systemd", "dbus"]),
+            origins=dict(type="list", elements="str", default=[]),
             refresh=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
@@ -132,8 +141,14 @@ def main():
     upgrades = simulated["upgrades"]
     held_back = []
     if p["security_only"]:
-        held_back = sorted(u["name"] for u in upgrades if not u["security"])
+        held_back += [u["name"] for u in upgrades if not u["security"]]
         upgrades = [u for u in upgrades if u["security"]]
+    if p["origins"]:
+        wanted = [u for u in upgrades
+                  if any(fnmatch.fnmatchcase(o, pattern) for o in u["origins"] for pattern in p["origins"])]
+        held_back += [u["name"] for u in upgrades if u not in wanted]
+        upgrades = wanted
+    held_back = sorted(held_back)
 
     # the running services, and the unit files the upgraded (installed) packages ship
     rc, running_out, _ = module.run_command(
