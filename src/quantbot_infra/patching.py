@@ -152,3 +152,50 @@ def plan(hosts: list[dict], serial: dict | None = None, canary: str = "", class_
     return {"batches": batches, "up_to_date": up_to_date, "warnings": warnings,
             "serial": [len(b["hosts"]) for b in batches],
             "order": [name for b in batches for name in b["hosts"]]}
+
+
+# --- the run's records and its resume point ----------------------------------------------------
+
+def summary(plan: dict, records: list[dict]) -> dict:
+    """The run's summary from its per-host records (host, batch, started, finished, packages,
+    kernel, rebooted, services_restarted, gates, result): per batch its hosts, wall time (first
+    start to last finish) and result; totals; the hosts not reached."""
+    by_host = {r["host"]: r for r in records}
+    batches = []
+    for batch in plan.get("batches", []):
+        done = [by_host[h] for h in batch["hosts"] if h in by_host]
+        if not done:
+            state = "not reached"
+        elif any(r.get("result") != "patched" for r in done):
+            state = "failed"
+        elif len(done) < len(batch["hosts"]):
+            state = "partial"
+        else:
+            state = "patched"
+        wall = (round(max(r["finished"] for r in done) - min(r["started"] for r in done), 1)
+                if done else None)
+        batches.append({"index": batch["index"], "kind": batch["kind"], "action": batch.get("action"),
+                        "hosts": batch["hosts"], "result": state, "wall_s": wall})
+    failed = [r["host"] for r in records if r.get("result") != "patched"]
+    return {
+        "result": "failed" if failed else ("patched" if records else "nothing done"),
+        "hosts_patched": sorted(r["host"] for r in records if r.get("result") == "patched"),
+        "hosts_failed": failed,
+        "hosts_not_reached": [h for b in plan.get("batches", []) for h in b["hosts"] if h not in by_host],
+        "rebooted": sorted(r["host"] for r in records if r.get("rebooted")),
+        "packages_changed": sum(1 for r in records for p in r.get("packages", [])
+                                if p.get("before") != p.get("after")),
+        "batches": batches,
+    }
+
+
+def resume_point(plan: dict, records: list[dict]) -> dict | None:
+    """Where an interrupted run stands: the hosts patched (skipped by --resume), the host that
+    failed and why, and what is left. None when the run completed."""
+    patched = {r["host"] for r in records if r.get("result") == "patched"}
+    failed = [r for r in records if r.get("result") != "patched"]
+    left = [h for b in plan.get("batches", []) for h in b["hosts"] if h not in patched]
+    if not left:
+        return None
+    return {"done": sorted(patched), "left": left,
+            "failed": [{"host": r["host"], "why": r.get("why", "")} for r in failed]}

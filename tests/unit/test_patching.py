@@ -103,3 +103,40 @@ def test_two_primaries_is_split_brain_and_nothing_is_planned():
 ])
 def test_serial_sizes(spec, count, sizes):
     assert patching.serial_sizes(spec, count) == sizes
+
+
+PLAN = {"batches": [
+    {"index": 1, "kind": "canary", "action": None, "hosts": ["dev-gpu-01"]},
+    {"index": 2, "kind": "batch", "action": None, "hosts": ["dev-pg-02"]},
+    {"index": 3, "kind": "primary", "action": "pg_switchover", "hosts": ["dev-pg-01"]},
+    {"index": 4, "kind": "batch", "action": None, "hosts": ["dev-trading-01", "dev-trading-02"]},
+]}
+
+
+def record(host, started, finished, result="patched", **kw):
+    return {"host": host, "started": started, "finished": finished, "result": result,
+            "packages": [{"name": "qb-demo-service", "before": "1.0", "after": "1.1"}], **kw}
+
+
+def test_a_run_stopped_by_a_gate_summarises_and_leaves_a_resume_point():
+    records = [record("dev-gpu-01", 100.0, 130.5, rebooted=True),
+               record("dev-pg-02", 131.0, 150.0, result="failed",
+                      why="gate postgresql: replica not streaming")]
+    result = patching.summary(PLAN, records)
+    assert result["result"] == "failed" and result["hosts_failed"] == ["dev-pg-02"]
+    assert [b["result"] for b in result["batches"]] == ["patched", "failed", "not reached", "not reached"]
+    assert result["batches"][0]["wall_s"] == 30.5 and result["rebooted"] == ["dev-gpu-01"]
+    assert result["hosts_not_reached"] == ["dev-pg-01", "dev-trading-01", "dev-trading-02"]
+    point = patching.resume_point(PLAN, records)
+    assert point["done"] == ["dev-gpu-01"]
+    assert point["left"] == ["dev-pg-02", "dev-pg-01", "dev-trading-01", "dev-trading-02"]
+    assert point["failed"] == [{"host": "dev-pg-02", "why": "gate postgresql: replica not streaming"}]
+
+
+def test_a_completed_run_has_no_resume_point_and_batch_wall_times():
+    records = [record("dev-gpu-01", 0, 10), record("dev-pg-02", 10, 20), record("dev-pg-01", 20, 45),
+               record("dev-trading-01", 45, 60), record("dev-trading-02", 46, 70)]
+    result = patching.summary(PLAN, records)
+    assert result["result"] == "patched" and result["packages_changed"] == 5
+    assert [b["wall_s"] for b in result["batches"]] == [10, 10, 25, 25]
+    assert patching.resume_point(PLAN, records) is None
