@@ -309,6 +309,10 @@ def test_the_nics_clock_decides_how_time_is_kept():
     # hardware timestamps without a PTP clock: chrony uses them
     assert lowlatency.time_mode("auto", {"phc": None, "hardware": True}, "eth1")["mode"] == "chrony_hw"
     assert lowlatency.time_mode("auto", None, "")["mode"] == "software"
+    # a real kernel's answer for a NIC with a PTP clock (QEMU's e1000e, captured on the VM)
+    e1000e = lowlatency.timestamping((FIXTURES / "lowlatency" / "ethtool-T-e1000e.txt").read_text())
+    assert e1000e == {"phc": 0, "hardware": True}
+    assert lowlatency.time_mode("auto", e1000e, "enp129s0")["phc"] == 0
 
 
 @pytest.mark.parametrize("wanted,stamping,nic,message", [
