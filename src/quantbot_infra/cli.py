@@ -433,7 +433,8 @@ def _shape(text: str) -> vm.Shape:
 def cmd_vm(args: argparse.Namespace) -> int:
     if args.vm_command == "create":
         shape = vm.Shape(**{**vars(args.shape), "numa_nodes": args.numa_nodes,
-                            "memory_mb": args.memory, "trading_nic_node": args.trading_nic_node})
+                            "memory_mb": args.memory, "trading_nic_node": args.trading_nic_node,
+                            "trading_nic_model": args.trading_nic_model})
         made = vm.create(args.name, args.port, Path(args.image), shape)
         print(json.dumps(vm.connection(made), indent=2))
     elif args.vm_command == "destroy":
@@ -547,6 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
     vc.add_argument("--memory", type=int, default=2048, help="MiB (default 2048)")
     vc.add_argument("--trading-nic-node", type=int, default=1,
                     help="NUMA node of the second NIC (default 1)")
+    vc.add_argument("--trading-nic-model", choices=vm.NIC_MODELS, default="virtio-net-pci",
+                    help="e1000e gives the guest a NIC with a PTP hardware clock (default virtio-net-pci)")
     vd = vsub.add_parser("destroy", help="stop VMs and remove their disks and keys")
     vd.add_argument("names", nargs="+")
     vs = vsub.add_parser("ssh", help="run a command on a VM (or log in)")
