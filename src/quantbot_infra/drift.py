@@ -83,9 +83,8 @@ def redact(text: str, secrets=()) -> str:
     return out
 
 
-def _diff_text(res: dict, secrets) -> str:
-    if res.get("censored") or res.get("_ansible_no_log"):
-        return "(hidden: the task is no_log)"
+def _one_diff(res: dict) -> str:
+    """One result's change as text: its diffs, else what a service module says it would do."""
     diffs = res.get("diff")
     if isinstance(diffs, dict):
         diffs = [diffs]
@@ -97,13 +96,32 @@ def _diff_text(res: dict, secrets) -> str:
             parts.append(str(d["prepared"]))
             continue
         before, after = d.get("before"), d.get("after")
-        header = d.get("after_header") or d.get("before_header") or ""
+        # the after header of a template is the controller's temporary file: name the target
+        path = d.get("before_header") or d.get("after_header") or ""
         if isinstance(before, str) and isinstance(after, str):
             parts.append("".join(difflib.unified_diff(
-                before.splitlines(True), after.splitlines(True),
-                f"before: {d.get('before_header', header)}", f"after: {header}")))
+                before.splitlines(True), after.splitlines(True), f"{path} (on the host)",
+                f"{path} (wanted)")).rstrip("\n"))
         elif before is not None or after is not None:
-            parts.append(f"{header}: {before!r} -> {after!r}")
+            parts.append(f"{path}: {before!r} -> {after!r}" if path else f"{before!r} -> {after!r}")
+    if not parts and res.get("state") and (res.get("name") or res.get("path")):
+        status = res.get("status") or {}
+        now = status.get("ActiveState") or status.get("SubState")
+        parts.append(f"{res.get('name') or res.get('path')}: {now + ' -> ' if now else ''}{res['state']}")
+    return "\n".join(p for p in parts if p)
+
+
+def _diff_text(res: dict, secrets) -> str:
+    if res.get("censored") or res.get("_ansible_no_log"):
+        return "(hidden: the task is no_log)"
+    parts = [_one_diff(res)]
+    for item in res.get("results") or []:
+        if not isinstance(item, dict) or not item.get("changed"):
+            continue
+        if item.get("censored") or item.get("_ansible_no_log"):
+            parts.append(f"{item.get('_ansible_item_label', 'an item')}: (hidden: no_log)")
+        else:
+            parts.append(_one_diff(item))
     return redact("\n".join(p for p in parts if p), secrets)
 
 
@@ -114,6 +132,15 @@ def _unknown(res: dict) -> str | None:
     if res.get("skipped") and "ansible_check_mode" in str(res.get("false_condition") or ""):
         return f"runs only outside check mode (when: {res['false_condition']})"
     return None
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _says_changed(event: dict) -> bool:
+    """A no_log result is censored down to one key, without its `changed`: the event's own
+    output line still says it ("changed: [host]")."""
+    return _ANSI.sub("", str(event.get("stdout") or "")).lstrip().startswith("changed:")
 
 
 def entries(events, secrets=()) -> list[dict]:
@@ -136,7 +163,7 @@ def entries(events, secrets=()) -> list[dict]:
             why = _unknown(res)
             if why:
                 out.append({**base, "state": "unknown", "detail": why})
-            elif res.get("changed"):
+            elif res.get("changed") or _says_changed(event):
                 out.append({**base, "state": "changed", "detail": _diff_text(res, secrets)})
     return out
 

@@ -116,3 +116,26 @@ def test_textfile_metric():
     assert 'quantbot_drift_tasks{state="changed"} 2' in text
     assert 'quantbot_drift_tasks{state="unknown"} 1' in text
     assert "quantbot_drift_last_check_timestamp_seconds 1796600000" in text
+
+
+def test_a_real_check_run_of_the_dev_fleet_after_hand_edits():
+    """Events of `quantbot-infra drift --env dev` (site.yml in check + diff mode) after
+    max_client_conn was edited by hand on dev-pg-01 and the Redis exporter stopped on
+    dev-redis-02, and a line added to dev-pg-02's pgBouncer user list: a loop's item diff, a
+    handler, a service, a no_log task."""
+    import json
+    from pathlib import Path
+
+    events = json.loads((Path(__file__).parent / "fixtures" / "patch" / "drift-events-dev.json").read_text())
+    result = drift.report(events, hosts=["dev-pg-01", "dev-redis-02", "dev-gpu-01"])
+    assert result["exit_code"] == drift.DRIFT
+    by_task = {(e["host"], e["role"], e["task"]): e for e in result["entries"]}
+    pgb = by_task[("dev-pg-01", "postgresql", "Write pgBouncer's configuration and allow-list")]
+    assert "-max_client_conn = 50" in pgb["detail"] and "+max_client_conn = 1000" in pgb["detail"]
+    assert "/etc/pgbouncer/pgbouncer.ini (wanted)" in pgb["detail"]
+    exporter = by_task[("dev-redis-02", "redis", "Run the exporter")]
+    assert exporter["detail"] == "prometheus-redis-exporter: inactive -> started"
+    assert result["hosts"]["dev-gpu-01"]["changed"] == 0
+    # a no_log task's result is censored without its `changed`; its output line still says so
+    userlist = by_task[("dev-pg-02", "postgresql", "Write pgBouncer's user list")]
+    assert userlist["state"] == "changed" and userlist["detail"] == "(hidden: the task is no_log)"
