@@ -31,10 +31,11 @@ def patch_freezes(windows, market_hours, now=""):
     return _call(run)
 
 
-def patch_order(hosts, serial=None, canary="", class_order=None):
-    """``hosts | qb_patch_order(patch_serial, patch_canary, patch_class_order)``: batches, their
-    sizes for `serial`, and the hosts in order."""
-    return _call(patching.plan, list(hosts), dict(serial or {}), str(canary or ""), list(class_order or []))
+def patch_order(hosts, serial=None, canary="", class_order=None, members=None):
+    """``hosts | qb_patch_order(patch_serial, patch_canary, patch_class_order, members)``: batches,
+    their sizes for `serial`, and the hosts in order."""
+    return _call(patching.plan, list(hosts), dict(serial or {}), str(canary or ""), list(class_order or []),
+                 dict(members or {}))
 
 
 class FilterModule:

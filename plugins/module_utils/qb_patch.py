@@ -77,6 +77,15 @@ def reboot_packages(upgrades, patterns=DEFAULT_REBOOT_PACKAGES):
     return sorted(u["name"] for u in upgrades if any(fnmatch.fnmatchcase(u["name"], p) for p in patterns))
 
 
+def services_mapping(upgrades, package_files, processes):
+    """Services whose processes run code an upgrade replaces (a binary or a shared library of
+    an upgraded package mapped into them): they restart after it, as needrestart will find.
+    processes: [{unit, paths}] (each process's systemd service and mapped files)."""
+    names = {u["name"] for u in upgrades}
+    replaced = {path for package, files in package_files.items() if package in names for path in files}
+    return sorted({p["unit"] for p in processes if p["unit"] and replaced & set(p["paths"])})
+
+
 def restart_services(upgrades, unit_files, running):
     """Running services whose unit file an upgraded package ships: they restart after it.
     unit_files: package -> its files (dpkg -L); running: the running services' names."""

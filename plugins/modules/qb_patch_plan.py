@@ -12,7 +12,8 @@ description:
     upgraded or newly installed (current and candidate versions, origins, whether each is a
     security update), what would be removed, whether a reboot would follow (a package matching
     O(reboot_packages), or one already pending in C(/var/run/reboot-required)) and which running
-    services would restart (those whose unit file an upgraded package ships).
+    services would restart (those whose unit file an upgraded package ships, and those whose
+    processes map a binary or shared library an upgraded package replaces).
   - Read-only: the same in check mode. One call per host.
 options:
   security_only:
@@ -82,7 +83,12 @@ import shutil
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.qb_patch import parse_simulation, reboot_packages, restart_services
+from ansible.module_utils.qb_patch import (
+    parse_simulation,
+    reboot_packages,
+    restart_services,
+    services_mapping,
+)
 
 REBOOT_FLAG = "/var/run/reboot-required"
 
@@ -100,8 +106,35 @@ def _package_files(name):
         path = os.path.join("/var/lib/dpkg/info", f"{candidate}.list")
         if os.path.exists(path):
             with open(path) as handle:
-                return [line.rstrip("\n") for line in handle]
+                listed = [line.rstrip("\n") for line in handle]
+            # merged /usr: a process maps /usr/lib/... where dpkg lists /lib/...
+            return listed + ["/usr" + f for f in listed if f.startswith(("/lib/", "/lib64/", "/bin/", "/sbin/"))]
     return []
+
+
+def _processes():
+    """Each process's systemd service and the files it maps (its binary, its libraries)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cgroup") as handle:
+                cgroup = handle.read()
+            unit = next((part for part in cgroup.strip().split("/") if part.endswith(".service")), None)
+            if not unit:
+                continue
+            paths = set()
+            with open(f"/proc/{pid}/maps") as handle:
+                for line in handle:
+                    fields = line.split(None, 5)
+                    if len(fields) == 6 and fields[5].startswith("/"):
+                        paths.add(fields[5].strip().replace(" (deleted)", ""))
+            paths.add(os.readlink(f"/proc/{pid}/exe"))
+        except OSError:
+            continue  # ended while read, or a kernel thread
+        out.append({"unit": unit, "paths": sorted(paths)})
+    return out
 
 
 def main():
@@ -169,7 +202,8 @@ def main():
         removals=simulated["removals"],
         reboot={"predicted": reboot_packages(upgrades, p["reboot_packages"]), "pending": pending,
                 "pending_packages": pending_pkgs},
-        restarts=restart_services(upgrades, files, running),
+        restarts=sorted(set(restart_services(upgrades, files, running))
+                        | set(services_mapping(upgrades, files, _processes()))),
         kernel=os.uname().release,
     )
 

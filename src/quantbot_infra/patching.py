@@ -58,12 +58,15 @@ def _role(host: dict, key: str) -> str | None:
     return value if value in ("primary", "replica") else None
 
 
-def plan(hosts: list[dict], serial: dict | None = None, canary: str = "", class_order=None) -> dict:
+def plan(hosts: list[dict], serial: dict | None = None, canary: str = "", class_order=None,
+         members: dict | None = None) -> dict:
     """hosts: in topology order, each {name, class, groups, todo (bool), pg_role, redis_role}
     (roles 'primary'/'replica' where the host is in that tier). serial: class -> serial list, key
     'default' for the rest. Returns batches (index, hosts, class, kind, action), up_to_date,
-    warnings and serial (the batch sizes, for Ansible)."""
+    warnings and serial (the batch sizes, for Ansible). members: class -> every host of the class
+    in the inventory (a run limited to a primary still has its replicas to switch over to)."""
     serial = dict(serial or {})
+    inventory_members = dict(members or {})
     unknown = [k for k in serial if k != "default" and k not in {h["class"] for h in hosts}]
     if unknown:
         raise PatchPlanError(f"patch_serial names class {unknown[0]!r}, which the topology does not have")
@@ -129,7 +132,9 @@ def plan(hosts: list[dict], serial: dict | None = None, canary: str = "", class_
             add(chunk, cls, "batch")
         if primary:
             key, action = tier
-            peers = [h for h in hosts if h["class"] == cls and _role(h, key) == "replica"]
+            peers = [h["name"] for h in hosts if h["class"] == cls and _role(h, key) == "replica"]
+            peers += [n for n in inventory_members.get(cls, []) if n != primary["name"]
+                      and n not in {h["name"] for h in hosts}]
             if not peers:
                 warnings.append(f"{primary['name']} is the only member of {cls}: patched in place, "
                                 "the tier is down while it restarts")

@@ -65,3 +65,17 @@ def test_services_restart_only_where_an_upgraded_package_ships_their_running_uni
     running = {"redis-server.service", "ssh.service"}
     assert qb_patch.restart_services(upgrades, files, running) == ["redis-server.service"]
     assert qb_patch.restart_services(upgrades, files, {"ssh.service"}) == []
+
+
+def test_services_mapping_a_replaced_library_restart():
+    upgrades = [{"name": "libzstd1"}, {"name": "zlib1g"}]
+    files = {"libzstd1": ["/usr/lib/x86_64-linux-gnu/libzstd.so.1.5.4"],
+             "zlib1g": ["/lib/x86_64-linux-gnu/libz.so.1.2.13", "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13"]}
+    processes = [
+        {"unit": "systemd-journald.service", "paths": ["/usr/lib/x86_64-linux-gnu/libzstd.so.1.5.4"]},
+        {"unit": "ssh.service", "paths": ["/usr/lib/x86_64-linux-gnu/libz.so.1.2.13", "/usr/sbin/sshd"]},
+        {"unit": "cron.service", "paths": ["/usr/sbin/cron"]},
+        {"unit": None, "paths": ["/usr/lib/x86_64-linux-gnu/libz.so.1.2.13"]},
+    ]
+    wanted = ["ssh.service", "systemd-journald.service"]
+    assert qb_patch.services_mapping(upgrades, files, processes) == wanted

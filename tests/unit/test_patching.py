@@ -140,3 +140,10 @@ def test_a_completed_run_has_no_resume_point_and_batch_wall_times():
     assert result["result"] == "patched" and result["packages_changed"] == 5
     assert [b["wall_s"] for b in result["batches"]] == [10, 10, 25, 25]
     assert patching.resume_point(PLAN, records) is None
+
+
+def test_a_run_limited_to_the_primary_still_switches_over_to_its_replica():
+    hosts = [h for h in fleet() if h["name"] == "dev-pg-01"]
+    result = patching.plan(hosts, members={"pg": ["dev-pg-01", "dev-pg-02"]})
+    assert shape(result) == [("primary", ["dev-pg-01"], "pg_switchover")]
+    assert not any("only member" in w for w in result["warnings"])
