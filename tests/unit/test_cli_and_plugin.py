@@ -117,6 +117,20 @@ def test_cli_bad_extra_var(capsys):
     assert "expected KEY=VALUE" in capsys.readouterr().err
 
 
+def test_cli_patch_override_needs_a_reason(capsys):
+    assert cli.main(["patch", "--env", "dev", "--override-freeze", "--reason", "now"]) == 1
+    assert "--override-freeze needs --reason" in capsys.readouterr().err
+
+
+def test_cli_drift_bad_accepted_file_is_one_line_before_any_run(tmp_path, capsys):
+    assert cli.main(["drift", "--env", "dev", "--accepted", str(tmp_path / "none.yml")]) == 1
+    assert "no such file" in capsys.readouterr().err
+    bad = tmp_path / "accepted.yml"
+    bad.write_text("- {host: dev-pg-01, task: '*', reason: trial}\n")
+    assert cli.main(["drift", "--env", "dev", "--accepted", str(bad)]) == 1
+    assert "entry 1 lacks expires" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("env", ["staging", "prod", "dr"])
 def test_up_of_a_cloud_environment_without_credentials_is_one_line(env, capsys, monkeypatch):
     for key in [k for k in os.environ if k.startswith("AWS_")]:
