@@ -188,7 +188,7 @@ def standins(tmp_path_factory):
                 "provider": "local",
                 "local": {
                     "network": STANDIN_NETWORK,
-                    "subnet": "10.240.98.0/24",
+                    "subnet": "10.240.96.0/24",
                     "ssh_port_base": STANDIN_PORT_BASE,
                 },
                 "regions": [{"name": "standin", "azs": ["standin-a"]}],
@@ -200,7 +200,7 @@ def standins(tmp_path_factory):
     made = run_playbook("provision", "dev", inventory=inv)
     assert made.ok, made.failed_tasks or made.error
     hosts = [
-        {"address": "127.0.0.1", "port": STANDIN_PORT_BASE + i, "private_ip": f"10.240.98.{10 + i}"}
+        {"address": "127.0.0.1", "port": STANDIN_PORT_BASE + i, "private_ip": f"10.240.96.{10 + i}"}
         for i in (1, 2)
     ]
     yield {"hosts": hosts, "key": paths.state_dir("dev", ROOT) / "ssh" / "id_ed25519"}
