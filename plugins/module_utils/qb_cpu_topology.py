@@ -79,6 +79,14 @@ def _nic_numa_node(root, nic):
     return None
 
 
+def read_kernel(root="/"):
+    """The running kernel's release and whether it is PREEMPT_RT (/sys/kernel/realtime is 1)."""
+    return {
+        "kernel": (_read(os.path.join(root, "proc/sys/kernel/osrelease"), "") or "").strip(),
+        "realtime": (_read(os.path.join(root, "sys/kernel/realtime"), "0") or "0").strip() == "1",
+    }
+
+
 def read_topology(root="/"):
     """What the planner needs, read from sysfs and procfs under `root`."""
     cpu_dir = os.path.join(root, "sys/devices/system/cpu")
@@ -130,9 +138,7 @@ def read_topology(root="/"):
         # the kernel prints "(null)" here when nohz_full was not given at boot
         "nohz_full": parse_cpulist(_read(os.path.join(cpu_dir, "nohz_full"), "").replace("(null)", "")),
         "cmdline": cmdline,
-        "kernel": (_read(os.path.join(root, "proc/sys/kernel/osrelease"), "") or "").strip(),
-        # 1 on a PREEMPT_RT kernel; absent elsewhere
-        "realtime": (_read(os.path.join(root, "sys/kernel/realtime"), "0") or "0").strip() == "1",
+        **read_kernel(root),
     }
 
 

@@ -10,7 +10,7 @@ import glob
 import os
 import re
 
-from ansible.module_utils.qb_cpu_topology import _names, _read, parse_cpulist, parse_mask
+from ansible.module_utils.qb_cpu_topology import _names, _read, parse_cpulist, parse_mask, read_kernel
 
 # task flags (include/linux/sched.h)
 PF_KTHREAD = 0x00200000
@@ -92,8 +92,7 @@ def read_state(root, sysctls=(), tasks=True):
     workqueue = _read(os.path.join(root, "sys/devices/virtual/workqueue/cpumask"))
     return {
         "cmdline": (_read(os.path.join(root, "proc/cmdline"), "") or "").split(),
-        "kernel": (_read(os.path.join(root, "proc/sys/kernel/osrelease"), "") or "").strip(),
-        "realtime": (_read(os.path.join(root, "sys/kernel/realtime"), "0") or "0").strip() == "1",
+        **read_kernel(root),
         "isolated": parse_cpulist(_read(os.path.join(cpu_dir, "isolated"), "")),
         # "(null)" when nohz_full was not given at boot
         "nohz_full": parse_cpulist(_read(os.path.join(cpu_dir, "nohz_full"), "").replace("(null)", "")),

@@ -4,7 +4,12 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
+
+REBOOT_FLAG = "/var/run/reboot-required"
+# apt and dpkg in C locale, never asking; needrestart lists, never restarts
+APT_ENV = {"LANG": "C", "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive", "NEEDRESTART_MODE": "l"}
 
 # "Inst openssl [3.0.11-1~deb12u2] (3.0.15-1~deb12u1 Debian-Security:12/stable-security [amd64])"
 # "Inst linux-image-6.1.0-28-amd64 (6.1.119-1 Debian-Security:12/stable-security [amd64])"
@@ -42,6 +47,15 @@ def _is_security(origin):
     # "Debian-Security:12/stable-security", "quantbot-test:bookworm-security"
     archive = origin.split("/", 1)[-1] if "/" in origin else origin.split(":", 1)[-1]
     return archive.endswith("-security") or origin.lower().startswith("debian-security")
+
+
+def reboot_flag(path=REBOOT_FLAG):
+    """Whether a package asked for a reboot (Debian's reboot-required flag), and which ones did."""
+    packages = []
+    if os.path.exists(path + ".pkgs"):
+        with open(path + ".pkgs") as handle:
+            packages = sorted({line.strip() for line in handle if line.strip()})
+    return os.path.exists(path), packages
 
 
 def parse_needrestart(text):

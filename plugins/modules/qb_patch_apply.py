@@ -64,17 +64,14 @@ import os
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.qb_patch import parse_needrestart
-
-REBOOT_FLAG = "/var/run/reboot-required"
-ENV = {"LANG": "C", "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive", "NEEDRESTART_MODE": "l"}
+from ansible.module_utils.qb_patch import APT_ENV, REBOOT_FLAG, parse_needrestart, reboot_flag
 
 
 def versions(module, names):
     if not names:
         return {}
     _rc, out, _err = module.run_command(
-        ["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev} ${Version}\n", *names], environ_update=ENV)
+        ["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev} ${Version}\n", *names], environ_update=APT_ENV)
     found = {}
     for line in out.splitlines():
         parts = line.split()
@@ -85,15 +82,12 @@ def versions(module, names):
 
 def reboot_state(module):
     reasons = []
-    if os.path.exists(REBOOT_FLAG):
-        pkgs = ""
-        if os.path.exists(REBOOT_FLAG + ".pkgs"):
-            with open(REBOOT_FLAG + ".pkgs") as handle:
-                pkgs = " ".join(sorted({line.strip() for line in handle if line.strip()}))
-        reasons.append(f"{REBOOT_FLAG} ({pkgs or 'no package named'})")
+    flagged, packages = reboot_flag()
+    if flagged:
+        reasons.append(f"{REBOOT_FLAG} ({' '.join(packages) or 'no package named'})")
     services, expected, reexec = [], None, False
     if shutil.which("needrestart"):
-        _rc, out, _err = module.run_command(["needrestart", "-b", "-r", "l"], environ_update=ENV)
+        _rc, out, _err = module.run_command(["needrestart", "-b", "-r", "l"], environ_update=APT_ENV)
         report = parse_needrestart(out)
         services, expected, reexec = report["services"], report["kernel_expected"], report["systemd_reexec"]
         if report["kernel_pending"]:
@@ -123,19 +117,19 @@ def main():
             services=services, systemd_reexec=reexec, reboot_required=bool(reasons),
             reboot_reasons=reasons, kernel={"running": running, "expected": expected or running})
 
-    rc, out, err = module.run_command(["apt-get", "-q", "update"], environ_update=ENV)
+    rc, out, err = module.run_command(["apt-get", "-q", "update"], environ_update=APT_ENV)
     if rc != 0:
         module.fail_json(msg="apt-get update failed: " + (err or out).strip()[-400:])
     command = ["apt-get", "install", "-y", "-q", "--no-install-recommends",
                "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
                *[f"{p['name']}={p['candidate']}" for p in todo]]
-    rc, out, err = module.run_command(command, environ_update=ENV)
+    rc, out, err = module.run_command(command, environ_update=APT_ENV)
     if rc != 0:
         module.fail_json(msg="the upgrade failed: " + (err or out).strip()[-600:],
                          packages=[{"name": n, "before": before.get(n), "after": None} for n in names])
     new = [p["name"] for p in todo if p.get("new")]
     if new:
-        module.run_command(["apt-mark", "auto", *new], check_rc=True, environ_update=ENV)
+        module.run_command(["apt-mark", "auto", *new], check_rc=True, environ_update=APT_ENV)
     after = versions(module, names)
     wrong = [f"{p['name']} is {after.get(p['name'])}, planned {p['candidate']}" for p in planned
              if after.get(p["name"]) != p["candidate"]]

@@ -84,13 +84,13 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.qb_patch import (
+    APT_ENV,
     parse_simulation,
+    reboot_flag,
     reboot_packages,
     restart_services,
     services_mapping,
 )
-
-REBOOT_FLAG = "/var/run/reboot-required"
 
 
 def _apt_options(lists):
@@ -150,14 +150,13 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    env = {"LANG": "C", "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"}
     work = tempfile.mkdtemp(prefix="qb-patch-plan.")
     try:
         lists = os.path.join(work, "lists")
         os.makedirs(os.path.join(lists, "partial"))
         if p["refresh"]:
             rc, out, err = module.run_command(["apt-get", "-q", *_apt_options(lists), "update"],
-                                              environ_update=env)
+                                              environ_update=APT_ENV)
             if rc != 0 or "Failed to fetch" in out + err:
                 module.fail_json(msg="refreshing the package indexes failed: " + (err or out).strip()[-400:])
         else:
@@ -165,7 +164,7 @@ def main():
             shutil.copytree("/var/lib/apt/lists", lists, ignore=shutil.ignore_patterns("lock", "partial"))
             os.makedirs(os.path.join(lists, "partial"), exist_ok=True)
         rc, out, err = module.run_command(
-            ["apt-get", "-s", *_apt_options(lists), "dist-upgrade"], environ_update=env)
+            ["apt-get", "-s", *_apt_options(lists), "dist-upgrade"], environ_update=APT_ENV)
         if rc != 0:
             module.fail_json(msg="the simulated upgrade failed: " + (err or out).strip()[-400:])
     finally:
@@ -190,11 +189,7 @@ def main():
     installed = [u["name"] for u in upgrades if not u["new"]]
     files = {name: _package_files(name) for name in installed}
 
-    pending = os.path.exists(REBOOT_FLAG)
-    pending_pkgs = []
-    if os.path.exists(REBOOT_FLAG + ".pkgs"):
-        with open(REBOOT_FLAG + ".pkgs") as handle:
-            pending_pkgs = sorted({line.strip() for line in handle if line.strip()})
+    pending, pending_pkgs = reboot_flag()
     module.exit_json(
         changed=False,
         upgrades=upgrades,

@@ -452,11 +452,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
+    def playbook_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--env", required=True)
+        sp.add_argument("--inventory", help="inventory path (default: inventories/ENV)")
+        sp.add_argument("--limit")
+
     run = sub.add_parser("run", help="run a playbook against an environment")
     run.add_argument("playbook", help="playbook name (site, verify, …) or path")
-    run.add_argument("--env", required=True)
-    run.add_argument("--inventory", help="inventory path (default: inventories/ENV)")
-    run.add_argument("--limit")
+    playbook_options(run)
     run.add_argument("--tags")
     run.add_argument("--skip-tags")
     run.add_argument("-e", "--extra-vars", action="append", default=[], metavar="KEY=VALUE")
@@ -510,9 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pp = sub.add_parser("patch", help="patch packages: freeze check and pre-flight plan first, then a "
                                       "canary and batches with health gates")
-    pp.add_argument("--env", required=True)
-    pp.add_argument("--inventory", help="inventory path (default: inventories/ENV)")
-    pp.add_argument("--limit")
+    playbook_options(pp)
     pp.add_argument("--plan", action="store_true", help="show the plan and change nothing")
     pp.add_argument("--security-only", action="store_true", help="only updates from security archives")
     pp.add_argument("--reboot", choices=["auto", "never", "always"], default="auto",
@@ -527,9 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dp = sub.add_parser("drift", help="what a converge would change, per host, role and task "
                                       "(check + diff of site.yml); exit 0 clean, 2 drift, 1 error")
-    dp.add_argument("--env", required=True)
-    dp.add_argument("--inventory", help="inventory path (default: inventories/ENV)")
-    dp.add_argument("--limit")
+    playbook_options(dp)
     dp.add_argument("--accepted", help="accepted drift (default: the inventory's drift-accepted.yml)")
     dp.add_argument("--no-metric", action="store_true",
                     help="do not write the hosts' drift metric (node-exporter textfile)")

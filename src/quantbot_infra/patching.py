@@ -66,7 +66,8 @@ def plan(hosts: list[dict], serial: dict | None = None, canary: str = "", class_
     warnings and serial (the batch sizes, for Ansible). members: class -> every host of the class
     in the inventory (a run limited to a primary still has its replicas to switch over to)."""
     serial = dict(serial or {})
-    inventory_members = dict(members or {})
+    members = dict(members or {})
+    in_run = {h["name"] for h in hosts}
     unknown = [k for k in serial if k != "default" and k not in {h["class"] for h in hosts}]
     if unknown:
         raise PatchPlanError(f"patch_serial names class {unknown[0]!r}, which the topology does not have")
@@ -83,7 +84,7 @@ def plan(hosts: list[dict], serial: dict | None = None, canary: str = "", class_
     warnings: list[str] = []
 
     if canary:
-        if canary not in {h["name"] for h in hosts}:
+        if canary not in in_run:
             raise PatchPlanError(f"patch_canary {canary!r} is not one of the hosts of this run")
         if canary not in by_name:
             warnings.append(f"canary {canary} has nothing to patch: the first batch is the canary")
@@ -105,12 +106,12 @@ def plan(hosts: list[dict], serial: dict | None = None, canary: str = "", class_
     if canary:
         add([canary], by_name[canary]["class"], "canary")
     for cls in classes:
-        members = [h for h in todo if h["class"] == cls and h["name"] != canary]
-        if not members:
+        class_hosts = [h for h in todo if h["class"] == cls and h["name"] != canary]
+        if not class_hosts:
             continue
         spec = serial.get(cls, serial.get("default", DEFAULT_SERIAL))
         where = f"patch_serial[{cls!r}]" if cls in serial else "patch_serial['default']"
-        groups = set().union(*(set(h.get("groups") or []) for h in members))
+        groups = set().union(*(set(h.get("groups") or []) for h in class_hosts))
         if groups & set(ONE_AT_A_TIME):
             spec = 1
         tier = next(((key, action) for key, action, group in (
@@ -119,22 +120,20 @@ def plan(hosts: list[dict], serial: dict | None = None, canary: str = "", class_
         primary = None
         if tier:
             key, action = tier
-            primaries = [h for h in members if _role(h, key) == "primary"]
+            primaries = [h for h in class_hosts if _role(h, key) == "primary"]
             if len(primaries) > 1:
                 raise PatchPlanError(f"class {cls} reports {len(primaries)} primaries "
                                      f"({', '.join(h['name'] for h in primaries)}): split-brain, "
                                      "not patching")
             primary = primaries[0] if primaries else None
             if primary:
-                members = [h for h in members if h is not primary]
-        names = [h["name"] for h in members]
+                class_hosts = [h for h in class_hosts if h is not primary]
+        names = [h["name"] for h in class_hosts]
         for chunk in _chunks(names, serial_sizes(spec, len(names), where)):
             add(chunk, cls, "batch")
         if primary:
-            key, action = tier
             peers = [h["name"] for h in hosts if h["class"] == cls and _role(h, key) == "replica"]
-            peers += [n for n in inventory_members.get(cls, []) if n != primary["name"]
-                      and n not in {h["name"] for h in hosts}]
+            peers += [n for n in members.get(cls, []) if n != primary["name"] and n not in in_run]
             if not peers:
                 warnings.append(f"{primary['name']} is the only member of {cls}: patched in place, "
                                 "the tier is down while it restarts")

@@ -79,3 +79,11 @@ def test_services_mapping_a_replaced_library_restart():
     ]
     wanted = ["ssh.service", "systemd-journald.service"]
     assert qb_patch.services_mapping(upgrades, files, processes) == wanted
+
+
+def test_the_reboot_flag_and_the_packages_that_set_it(tmp_path):
+    flag = tmp_path / "reboot-required"
+    assert qb_patch.reboot_flag(str(flag)) == (False, [])
+    flag.touch()
+    (tmp_path / "reboot-required.pkgs").write_text("qb-demo-kmod\nlinux-image-6.1.0-58-amd64\nqb-demo-kmod\n")
+    assert qb_patch.reboot_flag(str(flag)) == (True, ["linux-image-6.1.0-58-amd64", "qb-demo-kmod"])
