@@ -38,6 +38,12 @@ def patch_order(hosts, serial=None, canary="", class_order=None, members=None):
                  dict(members or {}))
 
 
+def patch_summary(plan, records):
+    """``plan_record | qb_patch_summary(records)``: the run's summary from its host records."""
+    return _call(patching.summary, dict(plan or {}), list(records or []))
+
+
 class FilterModule:
     def filters(self):
-        return {"qb_patch_freezes": patch_freezes, "qb_patch_order": patch_order}
+        return {"qb_patch_freezes": patch_freezes, "qb_patch_order": patch_order,
+                "qb_patch_summary": patch_summary}

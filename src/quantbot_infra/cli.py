@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from quantbot_infra import __version__, drift, local, paths, status, vm
+from quantbot_infra import __version__, drift, local, patching, paths, status, vm
 from quantbot_infra.aws.session import AwsError
 from quantbot_infra.runner import RunError, RunResult, run_playbook
 from quantbot_infra.topology import Inventory, TopologyError, load_inventory
@@ -122,13 +122,42 @@ def cmd_patch(args: argparse.Namespace) -> int:
     result = run_playbook("patch", args.env, limit=args.limit, extra_vars=extra,
                           inventory=args.inventory, on_event=progress)
     plan = next((f["patch_plan"] for f in result.facts.values() if "patch_plan" in f), None)
+    outcome = None
+    if plan and not args.plan:
+        stored = patching.read_run(paths.state_dir(args.env))
+        if stored and stored[0].get("made") == plan.get("made"):
+            run_plan, records = stored
+            outcome = {"summary": patching.summary(run_plan, records), "records": records,
+                       "resume": patching.resume_point(run_plan, records)}
     if args.json:
-        print(json.dumps({"plan": plan, "run": result.to_dict()}, indent=2))
+        print(json.dumps({"plan": plan, **(outcome or {}), "run": result.to_dict()}, indent=2))
     else:
         if plan:
             print(_patch_plan_text(plan))
+        if outcome:
+            print(_patch_summary_text(outcome))
         print(_recap(result))
     return 0 if result.ok else 2
+
+
+def _patch_summary_text(outcome: dict) -> str:
+    s = outcome["summary"]
+    lines = [f"patch run: {s['result']}; patched {len(s['hosts_patched'])}, failed "
+             f"{len(s['hosts_failed'])}, not reached {len(s['hosts_not_reached'])}; rebooted: "
+             f"{' '.join(s['rebooted']) or 'none'}; {s['packages_changed']} package version(s) changed"]
+    by_host = {r["host"]: r for r in outcome["records"]}
+    for b in s["batches"]:
+        wall = f"{b['wall_s']} s" if b["wall_s"] is not None else "-"
+        what = b["kind"] + (f", {b['action']}" if b["action"] else "")
+        lines.append(f"batch {b['index']} ({what}): {b['result']}, {wall}: {' '.join(b['hosts'])}")
+        for name in b["hosts"]:
+            r = by_host.get(name)
+            if r and r["result"] != "patched":
+                lines.append(f"  {name} FAILED: {r['why']}")
+    if outcome["resume"]:
+        lines.append(f"resume point: {len(outcome['resume']['left'])} host(s) left; fix the cause, then "
+                     "run again with --resume")
+    return "\n".join(lines)
 
 
 def _drift_text(env: str, report: dict) -> str:

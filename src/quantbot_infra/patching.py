@@ -7,8 +7,10 @@ read on the hosts and turns the result into Ansible's `serial` batches.
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from pathlib import Path
 
 ONE_AT_A_TIME = ("vpn_gateway", "trading", "lowlatency")
 DEFAULT_SERIAL = [1, "25%", "100%"]
@@ -153,9 +155,40 @@ def plan(hosts: list[dict], serial: dict | None = None, canary: str = "", class_
                                "action": None})
         for i, batch in enumerate(batches, 1):
             batch["index"] = i
-    return {"batches": batches, "up_to_date": up_to_date, "warnings": warnings,
-            "serial": [len(b["hosts"]) for b in batches],
-            "order": [name for b in batches for name in b["hosts"]]}
+    out = {"batches": batches, "up_to_date": up_to_date, "warnings": warnings,
+           "serial": [len(b["hosts"]) for b in batches],
+           "order": [name for b in batches for name in b["hosts"]]}
+    out["segments"] = segments(out, members)
+    return out
+
+
+MAX_SEGMENTS = 4
+
+
+def segments(plan: dict, members: dict | None = None) -> list[dict]:
+    """The plan cut where a primary's turn needs its tier's switchover first: each segment is a
+    run of batches (one Ansible play with `serial` = their sizes), and every segment but maybe the
+    first starts with that action - pg_switchover or redis_failover of `primary`, on the class's
+    `members` (every host of the class in the inventory)."""
+    members = dict(members or {})
+    out: list[dict] = []
+    for batch in plan.get("batches", []):
+        if batch.get("action") or not out:
+            before = None
+            if batch.get("action"):
+                cls = batch["class"]
+                before = {"action": batch["action"], "class": cls, "primary": batch["hosts"][0],
+                          "members": list(members.get(cls) or batch["hosts"])}
+            out.append({"index": len(out) + 1, "before": before, "batches": [], "hosts": [],
+                        "serial": []})
+        seg = out[-1]
+        seg["batches"].append(batch["index"])
+        seg["hosts"] += batch["hosts"]
+        seg["serial"].append(len(batch["hosts"]))
+    if len(out) > MAX_SEGMENTS:
+        raise PatchPlanError(f"the run needs {len(out) - 1} switchovers; patch.yml makes at most "
+                             f"{MAX_SEGMENTS - 1} in one run: split it with --limit")
+    return out
 
 
 # --- the run's records and its resume point ----------------------------------------------------
@@ -203,3 +236,14 @@ def resume_point(plan: dict, records: list[dict]) -> dict | None:
         return None
     return {"done": sorted(patched), "left": left,
             "failed": [{"host": r["host"], "why": r.get("why", "")} for r in failed]}
+
+
+def read_run(state_dir) -> tuple[dict, list[dict]] | None:
+    """The plan and host records of the environment's current (or last) patch run, as
+    patch.yml keeps them under <state_dir>/patch/run; None when no run was started."""
+    run = Path(state_dir) / "patch" / "run"
+    if not (run / "plan.json").is_file():
+        return None
+    plan_doc = json.loads((run / "plan.json").read_text())
+    records = [json.loads(p.read_text()) for p in sorted((run / "hosts").glob("*.json"))]
+    return plan_doc, records

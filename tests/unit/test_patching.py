@@ -147,3 +147,31 @@ def test_a_run_limited_to_the_primary_still_switches_over_to_its_replica():
     result = patching.plan(hosts, members={"pg": ["dev-pg-01", "dev-pg-02"]})
     assert shape(result) == [("primary", ["dev-pg-01"], "pg_switchover")]
     assert not any("only member" in w for w in result["warnings"])
+
+
+def test_segments_cut_the_run_where_a_primary_needs_its_switchover():
+    members = {"pg": ["dev-pg-01", "dev-pg-02"], "redis": ["dev-redis-01", "dev-redis-02", "dev-redis-03"]}
+    result = patching.plan(fleet(), serial={"default": [1, "50%", "100%"]}, canary="dev-gpu-01",
+                           class_order=["monitoring", "gpu", "pg", "redis", "vpn", "trading"],
+                           members=members)
+    segs = result["segments"]
+    assert [(s["before"] or {}).get("action") for s in segs] == [None, "pg_switchover", "redis_failover"]
+    assert segs[0]["hosts"] == ["dev-gpu-01", "dev-monitoring-01", "dev-pg-02"]
+    assert segs[0]["serial"] == [1, 1, 1] and segs[0]["batches"] == [1, 2, 3]
+    assert segs[1]["before"] == {"action": "pg_switchover", "class": "pg", "primary": "dev-pg-01",
+                                 "members": ["dev-pg-01", "dev-pg-02"]}
+    # the old primary's turn, then the next class up to the next switchover
+    assert segs[1]["hosts"] == ["dev-pg-01", "dev-redis-02", "dev-redis-03"]
+    assert segs[2]["before"]["members"] == members["redis"]
+    assert segs[2]["hosts"][0] == "dev-redis-01" and segs[2]["serial"] == [1, 1, 1, 1, 1]
+    # every batch in exactly one segment, in order
+    assert [h for s in segs for h in s["hosts"]] == result["order"]
+
+
+def test_more_switchovers_than_the_playbook_has_segments_is_refused():
+    hosts = []
+    for n in range(4):
+        hosts += [{"name": f"{role[0]}{n}", "class": f"pg{n}", "groups": ["postgresql"], "todo": True,
+                   "pg_role": role} for role in ("primary", "replica")]
+    with pytest.raises(patching.PatchPlanError, match="at most 3"):
+        patching.plan(hosts)
