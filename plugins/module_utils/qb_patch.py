@@ -113,3 +113,39 @@ def restart_services(upgrades, unit_files, running):
             if "/systemd/system/" in path and unit.endswith(".service") and unit in running:
                 out.add(unit)
     return sorted(out)
+
+
+def processes(proc="/proc"):
+    """Each service process's systemd unit, the files it maps (its binary, its libraries) and
+    those of them replaced on disk since it started (maps marks them "(deleted)")."""
+    out = []
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"{proc}/{pid}/cgroup") as handle:
+                cgroup = handle.read()
+            unit = next((part for part in cgroup.strip().split("/") if part.endswith(".service")), None)
+            if not unit:
+                continue
+            paths, deleted = set(), set()
+            with open(f"{proc}/{pid}/maps") as handle:
+                for line in handle:
+                    fields = line.split(None, 5)
+                    if len(fields) == 6 and fields[5].startswith("/"):
+                        path = fields[5].strip()
+                        if path.endswith(" (deleted)"):
+                            path = path[:-len(" (deleted)")]
+                            deleted.add(path)
+                        paths.add(path)
+            paths.add(os.readlink(f"{proc}/{pid}/exe").replace(" (deleted)", ""))
+        except OSError:
+            continue  # ended while read, or a kernel thread
+        out.append({"unit": unit, "paths": sorted(paths), "deleted": sorted(deleted)})
+    return out
+
+
+def stale_services(procs, prefixes=("/usr/", "/lib/", "/lib64/", "/bin/", "/sbin/", "/opt/")):
+    """Services running code replaced on disk (needrestart's answer where it is not installed):
+    a process maps a deleted file of the system's own folders (not a deleted temporary file)."""
+    return sorted({p["unit"] for p in procs if any(d.startswith(prefixes) for d in p.get("deleted", []))})

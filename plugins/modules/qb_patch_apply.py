@@ -64,7 +64,14 @@ import os
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.qb_patch import APT_ENV, REBOOT_FLAG, parse_needrestart, reboot_flag
+from ansible.module_utils.qb_patch import (
+    APT_ENV,
+    REBOOT_FLAG,
+    parse_needrestart,
+    processes,
+    reboot_flag,
+    stale_services,
+)
 
 
 def versions(module, names):
@@ -92,6 +99,9 @@ def reboot_state(module):
         services, expected, reexec = report["services"], report["kernel_expected"], report["systemd_reexec"]
         if report["kernel_pending"]:
             reasons.append(f"kernel {report['kernel_running']} runs, {expected} is installed")
+    else:
+        # without needrestart: the services whose processes map a file the upgrade replaced
+        services = stale_services(processes())
     return services, expected, reasons, reexec
 
 

@@ -86,6 +86,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.qb_patch import (
     APT_ENV,
     parse_simulation,
+    processes,
     reboot_flag,
     reboot_packages,
     restart_services,
@@ -110,31 +111,6 @@ def _package_files(name):
             # merged /usr: a process maps /usr/lib/... where dpkg lists /lib/...
             return listed + ["/usr" + f for f in listed if f.startswith(("/lib/", "/lib64/", "/bin/", "/sbin/"))]
     return []
-
-
-def _processes():
-    """Each process's systemd service and the files it maps (its binary, its libraries)."""
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cgroup") as handle:
-                cgroup = handle.read()
-            unit = next((part for part in cgroup.strip().split("/") if part.endswith(".service")), None)
-            if not unit:
-                continue
-            paths = set()
-            with open(f"/proc/{pid}/maps") as handle:
-                for line in handle:
-                    fields = line.split(None, 5)
-                    if len(fields) == 6 and fields[5].startswith("/"):
-                        paths.add(fields[5].strip().replace(" (deleted)", ""))
-            paths.add(os.readlink(f"/proc/{pid}/exe"))
-        except OSError:
-            continue  # ended while read, or a kernel thread
-        out.append({"unit": unit, "paths": sorted(paths)})
-    return out
 
 
 def main():
@@ -198,7 +174,7 @@ def main():
         reboot={"predicted": reboot_packages(upgrades, p["reboot_packages"]), "pending": pending,
                 "pending_packages": pending_pkgs},
         restarts=sorted(set(restart_services(upgrades, files, running))
-                        | set(services_mapping(upgrades, files, _processes()))),
+                        | set(services_mapping(upgrades, files, processes()))),
         kernel=os.uname().release,
     )
 

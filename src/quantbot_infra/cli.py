@@ -118,6 +118,10 @@ def cmd_patch(args: argparse.Namespace) -> int:
         extra.update(patch_override_freeze=True, patch_override_reason=args.reason.strip())
     if args.at:
         extra["patch_now"] = args.at
+    if args.origin:
+        extra["patch_origins"] = args.origin
+    if args.canary:
+        extra["patch_canary"] = args.canary
     progress = None if args.json else Progress()
     result = run_playbook("patch", args.env, limit=args.limit, extra_vars=extra,
                           inventory=args.inventory, on_event=progress)
@@ -128,7 +132,10 @@ def cmd_patch(args: argparse.Namespace) -> int:
         if stored and stored[0].get("made") == plan.get("made"):
             run_plan, records = stored
             outcome = {"summary": patching.summary(run_plan, records), "records": records,
-                       "resume": patching.resume_point(run_plan, records)}
+                       "resume": patching.resume_point(run_plan, records),
+                       # the data tier's switchovers of this run (dr_failover.yml, redis failover)
+                       "switchovers": [f[key] for f in result.facts.values()
+                                       for key in ("postgresql_failover", "redis_failover") if key in f]}
     if args.json:
         print(json.dumps({"plan": plan, **(outcome or {}), "run": result.to_dict()}, indent=2))
     else:
@@ -145,6 +152,13 @@ def _patch_summary_text(outcome: dict) -> str:
     lines = [f"patch run: {s['result']}; patched {len(s['hosts_patched'])}, failed "
              f"{len(s['hosts_failed'])}, not reached {len(s['hosts_not_reached'])}; rebooted: "
              f"{' '.join(s['rebooted']) or 'none'}; {s['packages_changed']} package version(s) changed"]
+    for sw in outcome.get("switchovers", []):
+        if "rto_seconds" in sw:
+            lines.append(f"PostgreSQL switchover {sw['old_primary']} -> {sw['new_primary']}: RTO "
+                         f"{sw['rto_seconds']} s, {sw['rpo_rows']} committed rows and {sw['rpo_transactions']} "
+                         "transactions lost")
+        else:
+            lines.append(f"Redis failover {sw['from']} -> {sw['to']}: {sw['seconds']} s")
     by_host = {r["host"]: r for r in outcome["records"]}
     for b in s["batches"]:
         wall = f"{b['wall_s']} s" if b["wall_s"] is not None else "-"
@@ -545,6 +559,9 @@ def build_parser() -> argparse.ArgumentParser:
     playbook_options(pp)
     pp.add_argument("--plan", action="store_true", help="show the plan and change nothing")
     pp.add_argument("--security-only", action="store_true", help="only updates from security archives")
+    pp.add_argument("--origin", action="append", default=[], metavar="ORIGIN:SUITE",
+                    help="only updates from this archive (repeatable), e.g. Debian:bookworm-security")
+    pp.add_argument("--canary", metavar="HOST", help="the host patched first, alone (default: the first one)")
     pp.add_argument("--reboot", choices=["auto", "never", "always"], default="auto",
                     help="auto: where the kernel changed or a package asks for it (default)")
     pp.add_argument("--resume", action="store_true", help="continue from the last run's resume point")

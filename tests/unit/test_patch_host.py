@@ -87,3 +87,29 @@ def test_the_reboot_flag_and_the_packages_that_set_it(tmp_path):
     flag.touch()
     (tmp_path / "reboot-required.pkgs").write_text("qb-demo-kmod\nlinux-image-6.1.0-58-amd64\nqb-demo-kmod\n")
     assert qb_patch.reboot_flag(str(flag)) == (True, ["linux-image-6.1.0-58-amd64", "qb-demo-kmod"])
+
+
+def test_without_needrestart_the_services_mapping_replaced_files_are_found(tmp_path):
+    """A /proc laid out as the kernel does: qb-demo's binary was replaced by its upgrade (maps
+    marks it deleted); sshd maps only current files; a user's shell is no service; a deleted
+    temporary file is no replaced code."""
+    def proc(pid, cgroup, maps, exe):
+        d = tmp_path / str(pid)
+        d.mkdir()
+        (d / "cgroup").write_text(f"0::{cgroup}\n")
+        lines = [f"7f00-7f01 r-xp 00000000 fe:01 {i}   {m}\n" for i, m in enumerate(maps)]
+        (d / "maps").write_text("".join(lines))
+        (d / "exe").symlink_to(exe)
+    libc = "/usr/lib/x86_64-linux-gnu/libc.so.6"
+    proc(10, "/system.slice/qb-demo.service", ["/usr/lib/qb-demo/qb-demo (deleted)", libc],
+         "/usr/lib/qb-demo/qb-demo")
+    proc(11, "/system.slice/ssh.service", ["/usr/sbin/sshd", libc], "/usr/sbin/sshd")
+    proc(12, "/user.slice/user-1000.slice/session-1.scope", ["/usr/bin/bash (deleted)"], "/usr/bin/bash")
+    proc(13, "/system.slice/postgresql@15-main.service", ["/tmp/PostgreSQL.1234 (deleted)"],
+         "/usr/lib/postgresql/15/bin/postgres")
+    (tmp_path / "self").mkdir()
+    procs = qb_patch.processes(str(tmp_path))
+    assert {p["unit"] for p in procs} == {"qb-demo.service", "ssh.service", "postgresql@15-main.service"}
+    demo = next(p for p in procs if p["unit"] == "qb-demo.service")
+    assert demo["deleted"] == ["/usr/lib/qb-demo/qb-demo"] and "/usr/lib/qb-demo/qb-demo" in demo["paths"]
+    assert qb_patch.stale_services(procs) == ["qb-demo.service"]
