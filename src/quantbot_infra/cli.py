@@ -155,8 +155,8 @@ def _patch_summary_text(outcome: dict) -> str:
     for sw in outcome.get("switchovers", []):
         if "rto_seconds" in sw:
             lines.append(f"PostgreSQL switchover {sw['old_primary']} -> {sw['new_primary']}: RTO "
-                         f"{sw['rto_seconds']} s, {sw['rpo_rows']} committed rows and {sw['rpo_transactions']} "
-                         "transactions lost")
+                         f"{sw['rto_seconds']} s, {sw['rpo_rows']} committed rows and "
+                         f"{sw['rpo_transactions']} transactions lost")
         else:
             lines.append(f"Redis failover {sw['from']} -> {sw['to']}: {sw['seconds']} s")
     by_host = {r["host"]: r for r in outcome["records"]}
