@@ -3,7 +3,9 @@
 # two versions each, made with dpkg-deb, indexed with apt-ftparchive, signed with a key made
 # once beside it (its public half, qb-test.gpg, goes into the clients' keyring).
 #   qb-demo-service  a daemon (qb-demo.service runs a copy of sleep(1) it ships): after its
-#                    upgrade the running process maps a replaced file, so needrestart lists it
+#                    upgrade the running process maps a replaced file, so needrestart lists it;
+#                    on a host with /etc/qb-demo/break-node-exporter, its upgrade stops the node
+#                    exporter (a bad release the canary's gate must catch)
 #   qb-demo-kmod     marks a reboot required in its postinst, as a kernel or microcode does
 # Usage: make-repo.sh DIR VERSION... ; the suite "qbtest", component "main", origin "quantbot-test".
 set -euo pipefail
@@ -34,6 +36,11 @@ UNIT
 #!/bin/sh
 set -e
 if [ "$1" = configure ] && [ -z "$2" ]; then systemctl enable --now qb-demo.service || true; fi
+# the scenario's bad release, on a host that asks for it: the upgrade stops the node exporter,
+# so the host's health gate fails after its patch
+if [ "$1" = configure ] && [ -n "$2" ] && [ -e /etc/qb-demo/break-node-exporter ]; then
+  systemctl stop prometheus-node-exporter.service || true
+fi
 POST
       ;;
     qb-demo-kmod)

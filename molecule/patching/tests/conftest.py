@@ -1,0 +1,72 @@
+"""Helpers for the patching checks: the scenario's hosts, the CLI run against the scenario's
+inventory and state (QB_STATE_DIR), package versions, and the run's records."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
+from qbmolecule import ENV, INVENTORY, PROJECT, STATE, wait_for
+from qbmolecule import root_host as host
+
+__all__ = ["ENV", "INVENTORY", "PROJECT", "STATE", "host", "wait_for"]
+
+IP = {"pt-mon-1": "10.240.93.10", "pt-pg-1": "10.240.93.11", "pt-pg-2": "10.240.93.12",
+      "pt-redis-1": "10.240.93.21", "pt-redis-2": "10.240.93.22", "pt-redis-3": "10.240.93.23",
+      "pt-vpn-1": "10.240.93.31", "pt-vpn-2": "10.240.93.32", "pt-trading-1": "10.240.93.41",
+      "pt-trading-2": "10.240.93.42"}
+HOSTS = list(IP)
+ENV_STATE = STATE / "molecule"
+REPO = "/srv/qb-test-repo"
+
+
+def cli(*args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+    """quantbot-infra against the scenario: its inventory, its state (--env molecule)."""
+    env = {**ENV, "QB_STATE_DIR": str(STATE)}
+    command = [str(Path(sys.executable).parent / "quantbot-infra"), *args[:1], "--env", "molecule",
+               "--inventory", INVENTORY, *args[1:]]
+    out = subprocess.run(command, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=timeout)
+    print(f"$ quantbot-infra {' '.join(args)} -> rc {out.returncode}")
+    return out
+
+
+def cli_json(*args: str) -> tuple[int, dict]:
+    out = cli(*args, "--json")
+    try:
+        return out.returncode, json.loads(out.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"no JSON (rc {out.returncode}): {out.stdout[-2000:]} {out.stderr[-2000:]}") from None
+
+
+def versions(package: str = "qb-demo-service") -> dict[str, str]:
+    return {name: host(name).run(f"dpkg-query -W -f '${{Version}}' {package}").stdout.strip() for name in HOSTS}
+
+
+def publish(*versions_: str) -> None:
+    """The repository offers these versions (rebuilt and re-signed on the monitoring host)."""
+    host("pt-mon-1").check_output(f"/usr/local/sbin/make-repo.sh {REPO} " + " ".join(map(shlex.quote, versions_)))
+
+
+def secret(kind: str, name: str) -> str:
+    return (ENV_STATE / "secrets" / kind / name).read_text().strip()
+
+
+def records() -> dict[str, dict]:
+    folder = ENV_STATE / "patch" / "run" / "hosts"
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+def audit() -> list[dict]:
+    log = ENV_STATE / "audit.log"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def state_secrets() -> dict[str, str]:
+    found = {str(p.relative_to(ENV_STATE)): p.read_text().strip()
+             for p in (ENV_STATE / "secrets").rglob("*") if p.is_file()}
+    assert len(found) >= 8 and all(len(v) >= 16 for v in found.values()), sorted(found)
+    return found
