@@ -43,7 +43,14 @@ def patch_summary(plan, records):
     return _call(patching.summary, dict(plan or {}), list(records or []))
 
 
+def patch_unchanged(upgrades):
+    """``patch_host_plan.upgrades | qb_patch_unchanged``: a host's record of packages it was to
+    upgrade but did not (its run stopped first): each at its current version before and after."""
+    return [{"name": u["name"], "before": u.get("current"), "after": u.get("current")}
+            for u in upgrades or []]
+
+
 class FilterModule:
     def filters(self):
         return {"qb_patch_freezes": patch_freezes, "qb_patch_order": patch_order,
-                "qb_patch_summary": patch_summary}
+                "qb_patch_summary": patch_summary, "qb_patch_unchanged": patch_unchanged}
