@@ -189,7 +189,8 @@ def run_playbook(
         raise RunError(f"inventory {inv} not found")
 
     ident = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    state = paths.state_dir(env, root)
+    # $QB_STATE_DIR relocates it, as it does the rest of the state
+    state = paths.state_dir(env)
     private_dir = state / "runs"
     private_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(private_dir, 0o700)

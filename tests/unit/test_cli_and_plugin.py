@@ -205,3 +205,15 @@ def test_up_summary_shows_the_tunnel_status_verify_published():
     # in topology order
     assert [line.split()[0] for line in lines[start + 1:start + 3]] == ["dev-pg-01", "dev-vpn-01"]
     assert lines[start + 2].split()[1:] == ["wg0", "10.250.10.9:", "8/8", "peers", "up"]
+
+
+def test_a_relocated_state_may_hold_an_environment_of_another_name(monkeypatch, tmp_path):
+    from quantbot_infra import paths
+    monkeypatch.delenv("QB_STATE_DIR", raising=False)
+    with pytest.raises(paths.ProjectError, match="unknown environment 'molecule'"):
+        paths.state_dir("molecule")
+    monkeypatch.setenv("QB_STATE_DIR", str(tmp_path))
+    assert paths.state_dir("molecule") == tmp_path / "molecule"
+    assert paths.state_dir("dev") == tmp_path / "dev"
+    with pytest.raises(paths.ProjectError, match="unknown environment"):
+        paths.state_dir("../escape")

@@ -46,6 +46,20 @@ def versions(package: str = "qb-demo-service") -> dict[str, str]:
     return {name: host(name).run(f"dpkg-query -W -f '${{Version}}' {package}").stdout.strip() for name in HOSTS}
 
 
+def offered(package: str = "qb-demo-service") -> str:
+    """The newest version the repository offers."""
+    names = host("pt-mon-1").check_output(f"ls {REPO}/pool").split()
+    found = [n.split("_")[1] for n in names if n.startswith(f"{package}_")]
+    return max(found, key=lambda v: tuple(int(x) for x in v.split(".")))
+
+
+def installed() -> str:
+    """The version every host runs (they move together between the tests)."""
+    now = set(versions().values())
+    assert len(now) == 1, versions()
+    return now.pop()
+
+
 def publish(*versions_: str) -> None:
     """The repository offers these versions (rebuilt and re-signed on the monitoring host)."""
     host("pt-mon-1").check_output(f"/usr/local/sbin/make-repo.sh {REPO} " + " ".join(map(shlex.quote, versions_)))
@@ -70,3 +84,17 @@ def state_secrets() -> dict[str, str]:
              for p in (ENV_STATE / "secrets").rglob("*") if p.is_file()}
     assert len(found) >= 8 and all(len(v) >= 16 for v in found.values()), sorted(found)
     return found
+
+
+def pg_primary() -> str:
+    for name in ("pt-pg-1", "pt-pg-2"):
+        if host(name).run("su postgres -c \"psql -XAtc 'SELECT pg_is_in_recovery()'\"").stdout.strip() == "f":
+            return name
+    raise AssertionError("no running PostgreSQL primary")
+
+
+def redis_primary() -> str:
+    out = host("pt-redis-1").check_output(
+        f"REDISCLI_AUTH={shlex.quote(secret('redis', 'sentinel-auth'))} redis-cli --no-auth-warning "
+        f"-h {IP['pt-redis-1']} -p 26379 SENTINEL get-master-addr-by-name quantbot")
+    return next(name for name, ip in IP.items() if ip == out.split()[0])

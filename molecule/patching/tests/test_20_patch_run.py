@@ -9,23 +9,39 @@ import shlex
 import sys
 from pathlib import Path
 
-from conftest import HOSTS, IP, cli_json, host, records, secret, versions, wait_for
+from conftest import (
+    HOSTS,
+    IP,
+    cli_json,
+    host,
+    installed,
+    pg_primary,
+    records,
+    redis_primary,
+    secret,
+    versions,
+    wait_for,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
 from pgwriter import Writer
 
 CANARY = "pt-trading-1"
 MARKER = "/etc/qb-demo/break-node-exporter"
+RUN = {}  # what the halted run planned, for the resumed one
 
 
-def psql(sql: str, on: str = "pt-pg-1") -> str:
+def psql(sql: str, on: str) -> str:
     return host(on).check_output(f"su postgres -c {shlex.quote(f'psql -X -At -d marketdata -c {shlex.quote(sql)}')}")
 
 
 def test_a_bad_release_on_the_canary_halts_the_run_with_no_other_host_touched():
     host(CANARY).check_output(f"mkdir -p /etc/qb-demo && touch {MARKER}")
+    old = installed()
     rc, out = cli_json("patch")
     assert rc == 2, json.dumps(out["run"])[-2000:]
+    new = out["plan"]["hosts"][CANARY]["upgrades"][0]["candidate"]
+    RUN.update(old=old, new=new, plan=out["plan"], pg_primary=pg_primary(), redis_primary=redis_primary())
     summary = out["summary"]
     print("halted run:", json.dumps(summary["batches"][:2]))
     assert summary["hosts_failed"] == [CANARY] and summary["hosts_patched"] == []
@@ -33,16 +49,18 @@ def test_a_bad_release_on_the_canary_halts_the_run_with_no_other_host_touched():
     assert "node exporter of pt-trading-1" in records()[CANARY]["why"]
     assert out["resume"]["left"][0] == CANARY and len(out["resume"]["left"]) == len(HOSTS)
     now = versions()
-    assert now.pop(CANARY) == "1.1" and set(now.values()) == {"1.0"}, now
+    assert now.pop(CANARY) == new and set(now.values()) == {old}, now
     assert host(CANARY).run("systemctl is-active prometheus-node-exporter").stdout.strip() != "active"
 
 
 def test_resume_completes_the_run_replica_first_under_a_live_writer():
     # the repair: the release's trigger removed, the exporter started again
     host(CANARY).check_output(f"rm -f {MARKER} && systemctl start prometheus-node-exporter")
-    psql("CREATE TABLE IF NOT EXISTS market.patch_drill (id bigint PRIMARY KEY); "
-         "GRANT INSERT, SELECT ON market.patch_drill TO marketdata")
-    writer = Writer("pt-trading-2", IP["pt-pg-2"], "market.patch_drill", seconds=900,
+    psql("CREATE TABLE IF NOT EXISTS market.patch_drill (id bigint PRIMARY KEY); TRUNCATE market.patch_drill; "
+         "GRANT INSERT, SELECT ON market.patch_drill TO marketdata", on=pg_primary())
+    # through the replica's pgBouncer: the member the switchover promotes
+    replica = ({"pt-pg-1", "pt-pg-2"} - {pg_primary()}).pop()
+    writer = Writer("pt-trading-2", IP[replica], "market.patch_drill", seconds=900,
                     password=secret("postgresql", "marketdata"), unit="qb-patch-writer")
     wait_for("the writer's first commits", lambda: len(writer.acked()) >= 5, timeout=60)
     rc, out = cli_json("patch", "--resume")
@@ -52,43 +70,50 @@ def test_resume_completes_the_run_replica_first_under_a_live_writer():
     for batch in summary["batches"]:
         print(f"batch {batch['index']} ({batch['kind']}, {batch['action']}): {batch['hosts']} {batch['wall_s']} s")
     assert summary["result"] == "patched" and sorted(summary["hosts_patched"]) == sorted(HOSTS)
-    assert set(versions().values()) == {"1.1"}
+    old, new = RUN["old"], RUN["new"]
+    assert installed() == new
 
     # the order: the canary again (its gates), then as planned; the primaries after their switchovers
     plan = out["plan"]
     assert plan["batches"][0]["hosts"] == [CANARY] and plan["batches"][0]["kind"] == "canary"
-    order = plan["order"]
-    assert order.index("pt-pg-2") < order.index("pt-pg-1")
-    assert order.index("pt-redis-2") < order.index("pt-redis-1") and order.index("pt-redis-3") < order.index("pt-redis-1")
+    order = [name for batch in plan["batches"] for name in batch["hosts"]]
+    pg_old, redis_old = RUN["pg_primary"], RUN["redis_primary"]
+    assert all(order.index(n) < order.index(pg_old) for n in ("pt-pg-1", "pt-pg-2") if n != pg_old)
+    assert all(order.index(n) < order.index(redis_old) for n in ("pt-redis-1", "pt-redis-2", "pt-redis-3")
+               if n != redis_old)
     recs = records()
     started = sorted(recs, key=lambda h: recs[h]["started"])
     assert started == order, started
 
     # PostgreSQL: the switchover lost no acknowledged commit
     pg = next(s for s in out["switchovers"] if "rto_seconds" in s)
-    assert (pg["old_primary"], pg["new_primary"]) == ("pt-pg-1", "pt-pg-2")
-    stored = {int(x) for x in psql("SELECT id FROM market.patch_drill", on="pt-pg-2").split()}
+    assert pg["old_primary"] == RUN["pg_primary"] and pg["new_primary"] != pg["old_primary"]
+    stored = {int(x) for x in psql("SELECT id FROM market.patch_drill", on=pg["new_primary"]).split()}
     lost = {i for i, _ in acked} - stored
-    print(f"switchover pt-pg-1 -> pt-pg-2: RTO {pg['rto_seconds']} s, rows lost (dr report) {pg['rpo_rows']}, "
+    print(f"switchover {pg['old_primary']} -> {pg['new_primary']}: RTO {pg['rto_seconds']} s, rows lost (dr report) {pg['rpo_rows']}, "
           f"writer: {len(acked)} acknowledged commits, {len(lost)} missing")
     assert len(acked) > 20 and not lost and str(pg["rpo_rows"]) == "0"
-    assert psql("SELECT pg_is_in_recovery()", on="pt-pg-1") == "t"
+    assert psql("SELECT pg_is_in_recovery()", on=pg["old_primary"]) == "t"
 
     # Redis: the old primary was patched as a replica, after the failover
     redis = next(s for s in out["switchovers"] if "seconds" in s)
     print(f"redis failover {redis['from']} -> {redis['to']}: {redis['seconds']} s")
-    assert redis["from"] == "pt-redis-1" and redis["to"] in ("pt-redis-2", "pt-redis-3")
+    assert redis["from"] == RUN["redis_primary"] and redis["to"] != redis["from"]
+    assert redis_primary() == redis["to"]
 
     # restarts only where replaced code ran; no reboot on a container
     for name, rec in recs.items():
         assert rec["result"] == "patched" and not rec["rebooted"], rec
         if name != CANARY:  # the canary was restarted by the halted run
             assert rec["services_restarted"] == ["qb-demo.service"], rec
-        assert rec["packages"] == [{"name": "qb-demo-service", "before": "1.0" if name != CANARY else "1.1",
-                                    "after": "1.1"}], rec
+        # exactly what the first plan listed (the canary had it already)
+        planned = [(u["name"], u["current"], u["candidate"]) for u in RUN["plan"]["hosts"][name]["upgrades"]]
+        assert planned == [("qb-demo-service", old, new)]
+        assert [(p["name"], p["before"], p["after"]) for p in rec["packages"]] == [
+            ("qb-demo-service", old if name != CANARY else new, new)], rec
         assert "node exporter scraped again" in rec["gates_passed"]
-    assert "postgresql replication and pgBouncer" in recs["pt-pg-1"]["gates_passed"]
-    assert "redis role, link and sentinels" in recs["pt-redis-1"]["gates_passed"]
+    assert "postgresql replication and pgBouncer" in recs[pg_old]["gates_passed"]
+    assert "redis role, link and sentinels" in recs[redis_old]["gates_passed"]
     assert "last healthy gateway" in recs["pt-vpn-1"]["gates_passed"]
 
 
