@@ -70,16 +70,18 @@ def plan(hosts: list[dict], serial: dict | None = None, canary: str = "", class_
     serial = dict(serial or {})
     members = dict(members or {})
     in_run = {h["name"] for h in hosts}
-    unknown = [k for k in serial if k != "default" and k not in {h["class"] for h in hosts}]
+    classes = list(dict.fromkeys(h["class"] for h in hosts))
+    # the topology's classes: a run limited to some hosts still takes the environment's settings
+    known = set(classes) | set(members)
+    unknown = [k for k in serial if k != "default" and k not in known]
     if unknown:
         raise PatchPlanError(f"patch_serial names class {unknown[0]!r}, which the topology does not have")
-    classes = list(dict.fromkeys(h["class"] for h in hosts))
     if class_order:
-        bad = [c for c in class_order if c not in classes]
+        bad = [c for c in class_order if c not in known]
         if bad:
             raise PatchPlanError(f"patch_class_order names class {bad[0]!r}, which the topology "
                                  "does not have")
-        classes = list(class_order) + [c for c in classes if c not in class_order]
+        classes = [c for c in class_order if c in classes] + [c for c in classes if c not in class_order]
     todo = [h for h in hosts if h.get("todo")]
     up_to_date = [h["name"] for h in hosts if not h.get("todo")]
     by_name = {h["name"]: h for h in todo}

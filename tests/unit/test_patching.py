@@ -175,3 +175,12 @@ def test_more_switchovers_than_the_playbook_has_segments_is_refused():
                    "pg_role": role} for role in ("primary", "replica")]
     with pytest.raises(patching.PatchPlanError, match="at most 3"):
         patching.plan(hosts)
+
+
+def test_a_limited_run_keeps_the_environments_class_order_and_serial():
+    members = {"trading": ["dev-trading-01", "dev-trading-02"], "pg": ["dev-pg-01", "dev-pg-02"]}
+    hosts = [h for h in fleet() if h["class"] == "trading"]
+    result = patching.plan(hosts, serial={"pg": [1]}, class_order=["pg", "trading"], members=members)
+    assert result["order"] == ["dev-trading-01", "dev-trading-02"]
+    with pytest.raises(patching.PatchPlanError, match="class 'gpu'"):
+        patching.plan(hosts, class_order=["gpu"], members=members)
