@@ -54,6 +54,9 @@ def test_accepted_drift_exits_zero_and_the_alert_resolves():
     accepted.write_text(
         "- {host: pt-pg-1, task: \"postgresql : Write pgBouncer's configuration*\", "
         "reason: 'drill: pool size raised by hand during the incident', expires: '2099-01-01'}\n"
+        # the edit also notifies the pool's reload: the same drift, accepted with it
+        "- {host: pt-pg-1, task: 'postgresql : Reload pgbouncer', "
+        "reason: 'drill: follows the pool size raised by hand', expires: '2099-01-01'}\n"
         "- {host: pt-redis-2, task: 'redis : Run the exporter', "
         "reason: 'drill: exporter stopped for the drill', expires: '2099-01-01'}\n")
     rc, report = drift("--accepted", str(accepted))
