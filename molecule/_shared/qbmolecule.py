@@ -100,15 +100,16 @@ def module(hostname: str, name: str, args: str, *extra: str) -> dict:
     return out
 
 
-def state_secrets(minimum: int) -> dict[str, str]:
-    """Every secret the run generated into the scenario's state (passwords, keys), by file: each
-    secrets/ file whole, and one base64 line of each private key (the CA's and the hosts')."""
+def state_secrets(minimum: int, root: Path = STATE) -> dict[str, str]:
+    """Every secret the run generated into the environment's state at `root` (the scenario's
+    qb_state_dir: passwords, keys), by file: each secrets/ file whole, and one base64 line of
+    each private key (the CA's and the hosts')."""
     found = {}
-    for path in (STATE / "secrets").rglob("*"):
+    for path in (root / "secrets").rglob("*"):
         if path.is_file():
-            found[str(path.relative_to(STATE))] = path.read_text().strip()
-    for key in (STATE / "pki").rglob("*.key"):
-        found[str(key.relative_to(STATE))] = key.read_text().splitlines()[2]
+            found[str(path.relative_to(root))] = path.read_text().strip()
+    for key in (root / "pki").rglob("*.key"):
+        found[str(key.relative_to(root))] = key.read_text().splitlines()[2]
     # a scan for nothing passes by itself: the state must hold what the tier generates
     assert len(found) >= minimum and all(len(v) >= 16 for v in found.values()), sorted(found)
     return found

@@ -93,6 +93,8 @@ from ansible.module_utils.qb_patch import (
     services_mapping,
 )
 
+_HOST_LISTS = "/var/lib/apt/lists"
+
 
 def _apt_options(lists):
     # the private index folder; apt's download sandbox user must be able to write it
@@ -129,16 +131,17 @@ def main():
     work = tempfile.mkdtemp(prefix="qb-patch-plan.")
     try:
         lists = os.path.join(work, "lists")
-        os.makedirs(os.path.join(lists, "partial"))
+        # a copy of the host's indexes: the refresh then fetches only what the archives changed
+        # since (apt's If-Modified-Since and index diffs) and drops what no source names any
+        # more; the host's own lists are never written
+        if os.path.isdir(_HOST_LISTS):
+            shutil.copytree(_HOST_LISTS, lists, ignore=shutil.ignore_patterns("lock", "partial"))
+        os.makedirs(os.path.join(lists, "partial"), exist_ok=True)
         if p["refresh"]:
             rc, out, err = module.run_command(["apt-get", "-q", *_apt_options(lists), "update"],
                                               environ_update=APT_ENV)
             if rc != 0 or "Failed to fetch" in out + err:
                 module.fail_json(msg="refreshing the package indexes failed: " + (err or out).strip()[-400:])
-        else:
-            shutil.rmtree(lists)
-            shutil.copytree("/var/lib/apt/lists", lists, ignore=shutil.ignore_patterns("lock", "partial"))
-            os.makedirs(os.path.join(lists, "partial"), exist_ok=True)
         rc, out, err = module.run_command(
             ["apt-get", "-s", *_apt_options(lists), "dist-upgrade"], environ_update=APT_ENV)
         if rc != 0:

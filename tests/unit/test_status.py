@@ -1,5 +1,5 @@
 """`quantbot-infra status`: the fleet built from Prometheus' answers (the live path is proved
-by the observability scenario)."""
+by the patching scenario's monitoring checks)."""
 
 from __future__ import annotations
 

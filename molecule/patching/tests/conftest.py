@@ -1,5 +1,6 @@
-"""Helpers for the patching checks: the scenario's hosts, the CLI run against the scenario's
-inventory and state (QB_STATE_DIR), package versions, and the run's records."""
+"""Helpers for the scenario's checks: its hosts; the Prometheus and Alertmanager APIs (with and
+without the admin login) and the deliveries the webhook sink received; the CLI run against the
+scenario's inventory and state (QB_STATE_DIR), package versions, and the patch run's records."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from qbmolecule import ENV, INVENTORY, PROJECT, STATE, wait_for
+import requests
+from qbmolecule import ENV, INVENTORY, PROJECT, STATE, playbook, wait_for
 from qbmolecule import root_host as host
+from qbmolecule import state_secrets as _state_secrets
 
-__all__ = ["ENV", "INVENTORY", "PROJECT", "STATE", "host", "wait_for"]
+__all__ = ["ENV", "INVENTORY", "PROJECT", "STATE", "host", "playbook", "wait_for"]
 
 IP = {"pt-mon-1": "10.240.93.10", "pt-pg-1": "10.240.93.11", "pt-pg-2": "10.240.93.12",
       "pt-redis-1": "10.240.93.21", "pt-redis-2": "10.240.93.22", "pt-redis-3": "10.240.93.23",
@@ -22,6 +25,10 @@ IP = {"pt-mon-1": "10.240.93.10", "pt-pg-1": "10.240.93.11", "pt-pg-2": "10.240.
 HOSTS = list(IP)
 ENV_STATE = STATE / "molecule"
 REPO = "/srv/qb-test-repo"
+MONITOR = "pt-mon-1"
+PROMETHEUS = f"http://{IP[MONITOR]}:9090"
+ALERTMANAGER = f"http://{IP[MONITOR]}:9093"
+SINK_LOG = "/var/lib/qb-sink/alerts.jsonl"
 
 
 def cli(*args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
@@ -80,10 +87,55 @@ def audit() -> list[dict]:
 
 
 def state_secrets() -> dict[str, str]:
-    found = {str(p.relative_to(ENV_STATE)): p.read_text().strip()
-             for p in (ENV_STATE / "secrets").rglob("*") if p.is_file()}
-    assert len(found) >= 8 and all(len(v) >= 16 for v in found.values()), sorted(found)
-    return found
+    """Every secret the environment's state holds (passwords, private keys)."""
+    return _state_secrets(minimum=8, root=ENV_STATE)
+
+
+def prom(path: str, **params):
+    r = requests.get(PROMETHEUS + path, params=params, auth=("admin", secret("monitoring", "prometheus-admin")),
+                     timeout=10)
+    r.raise_for_status()
+    return r.json()["data"]
+
+
+def am(path: str, **params):
+    r = requests.get(ALERTMANAGER + path, params=params,
+                     auth=("admin", secret("monitoring", "alertmanager-admin")), timeout=10)
+    r.raise_for_status()
+    return r.json()
+
+
+def firing(alertname: str, **labels) -> list[dict]:
+    return [a for a in prom("/api/v1/alerts")["alerts"]
+            if a["labels"].get("alertname") == alertname and a["state"] == "firing"
+            and all(a["labels"].get(k) == v for k, v in labels.items())]
+
+
+def deliveries() -> list[dict]:
+    """Every alert the sink received: at (unix time), receiver path, status, labels."""
+    sink = host(MONITOR).file(SINK_LOG)
+    out = []
+    for line in (sink.content_string if sink.exists else "").splitlines():
+        entry = json.loads(line)
+        for alert in entry["body"]["alerts"]:
+            out.append({"at": entry["at"], "path": entry["path"], "status": alert["status"],
+                        "labels": alert["labels"]})
+    return out
+
+
+def delivered(alertname: str, since: float, status: str = "firing", path: str | None = None, **labels):
+    return [d for d in deliveries()
+            if d["at"] >= since and d["labels"].get("alertname") == alertname and d["status"] == status
+            and (path is None or d["path"] == path)
+            and all(d["labels"].get(k) == v for k, v in labels.items())]
+
+
+def status_cli() -> tuple[int, dict]:
+    """`quantbot-infra status --json` against this scenario's Prometheus."""
+    result = subprocess.run([str(Path(sys.executable).parent / "quantbot-infra"), "status", "--prometheus",
+                             PROMETHEUS, "--password-file", str(ENV_STATE / "secrets" / "monitoring" / "prometheus-admin"),
+                             "--json"], capture_output=True, text=True, timeout=60)
+    return result.returncode, json.loads(result.stdout)
 
 
 def pg_primary() -> str:

@@ -12,10 +12,11 @@ import requests
 import yaml
 from conftest import (
     ALERTMANAGER,
+    ENV_STATE,
     INVENTORY,
     IP,
+    MONITOR,
     PROMETHEUS,
-    STATE,
     host,
     playbook,
     prom,
@@ -24,15 +25,20 @@ from conftest import (
     wait_for,
 )
 
+PG = {"pt-pg-1", "pt-pg-2"}
+REDIS = {"pt-redis-1", "pt-redis-2", "pt-redis-3"}
 JOBS = {
     "node": set(IP),
-    "postgres": {"obs-pg-1", "obs-pg-2"},
-    "prometheus": {"obs-mon-1"},
-    "alertmanager": {"obs-mon-1"},
+    "postgres": PG,
+    "redis": REDIS,
+    "prometheus": {MONITOR},
+    "alertmanager": {MONITOR},
     "blackbox_ssh": set(IP),
-    "blackbox_pgbouncer": {"obs-pg-1", "obs-pg-2"},
-    "blackbox_postgresql": {"obs-pg-1", "obs-pg-2"},
-    "blackbox_pgbackrest_tls": set(IP),
+    "blackbox_pgbouncer": PG,
+    "blackbox_postgresql": PG,
+    # the pgBackRest TLS servers: the database hosts and the repository (the backup group)
+    "blackbox_pgbackrest_tls": PG | {MONITOR},
+    "blackbox_redis": REDIS,
 }
 
 
@@ -48,13 +54,14 @@ def test_every_inventory_host_is_a_target_and_up():
     _, targets = wait_for("every target up", all_up, timeout=90)
     by = {(t["labels"]["job"], t["labels"]["host"]): t for t in targets}
     # labels from the inventory
-    assert by["node", "obs-pg-2"]["labels"] == {
-        "host": "obs-pg-2", "job": "node", "instance": f"{IP['obs-pg-2']}:9100", "env": "molecule",
+    assert by["node", "pt-pg-2"]["labels"] == {
+        "host": "pt-pg-2", "job": "node", "instance": f"{IP['pt-pg-2']}:9100", "env": "molecule",
         "region": "local", "az": "local-b", "class": "pg", "role": "postgresql"}
-    assert by["node", "obs-mon-1"]["labels"]["role"] == "monitoring,backup"
-    assert by["postgres", "obs-pg-1"]["labels"]["role"] == "postgresql"
-    assert by["blackbox_ssh", "obs-pg-1"]["labels"]["service"] == "ssh"
-    assert by["node", "obs-pg-1"]["scrapeUrl"] == f"http://{IP['obs-pg-1']}:9100/metrics"
+    assert by["node", MONITOR]["labels"]["role"] == "monitoring,wireguard,backup"
+    assert by["postgres", "pt-pg-1"]["labels"]["role"] == "postgresql"
+    assert by["redis", "pt-redis-3"]["labels"]["class"] == "redis"
+    assert by["blackbox_ssh", "pt-pg-1"]["labels"]["service"] == "ssh"
+    assert by["node", "pt-pg-1"]["scrapeUrl"] == f"http://{IP['pt-pg-1']}:9100/metrics"
 
 
 def scraped_hosts() -> set[str]:
@@ -62,9 +69,9 @@ def scraped_hosts() -> set[str]:
 
 
 def test_a_host_that_leaves_the_inventory_stops_being_scraped(tmp_path):
-    """The monitoring host converged from an inventory without obs-pg-2: every file_sd file of
+    """The monitoring host converged from an inventory without pt-pg-2: every file_sd file of
     that host is removed and Prometheus drops its targets; the full inventory brings them back."""
-    gone = "obs-pg-2"
+    gone = "pt-pg-2"
     inventory = Path(shutil.copytree(Path(INVENTORY).parent, tmp_path / "inventory"))
     doc = yaml.safe_load((inventory / "ansible_inventory.yml").read_text())
     for group in doc.values():
@@ -72,16 +79,16 @@ def test_a_host_that_leaves_the_inventory_stops_being_scraped(tmp_path):
     (inventory / "ansible_inventory.yml").write_text(yaml.safe_dump(doc))
     for stale in (inventory / "host_vars").glob(f"{gone}*"):
         stale.unlink()
-    converge = ("monitoring.yml", "--tags", "prometheus_targets", "--limit", "obs-mon-1")
+    converge = ("monitoring.yml", "--tags", "prometheus_targets", "--limit", MONITOR)
     try:
         playbook(*converge, inventory=str(inventory / "ansible_inventory.yml"))
-        left = host("obs-mon-1").run(f"find /etc/prometheus/file_sd -name '{gone}.json'").stdout.split()
+        left = host(MONITOR).run(f"find /etc/prometheus/file_sd -name '{gone}.json'").stdout.split()
         assert left == []
         wait_for(f"{gone}'s targets dropped", lambda: gone not in scraped_hosts(), timeout=60)
     finally:
         playbook(*converge)
     wait_for(f"{gone}'s targets back", lambda: scraped_hosts() == set(IP), timeout=60)
-    back = host("obs-mon-1").run(f"find /etc/prometheus/file_sd -name '{gone}.json'").stdout.split()
+    back = host(MONITOR).run(f"find /etc/prometheus/file_sd -name '{gone}.json'").stdout.split()
     assert len(back) == sum(gone in hosts for hosts in JOBS.values())
 
 
@@ -134,24 +141,24 @@ def test_the_apis_refuse_requests_without_the_admin_login():
                       (ALERTMANAGER + "/api/v2/status", "alertmanager-admin")):
         assert requests.get(url, timeout=5).status_code == 401
         assert requests.get(url, auth=("admin", "wrong"), timeout=5).status_code == 401
-        assert requests.get(url, auth=("admin", secret(name)), timeout=5).status_code == 200
+        assert requests.get(url, auth=("admin", secret("monitoring", name)), timeout=5).status_code == 200
     # the hosts keep only the bcrypt hash
-    web = host("obs-mon-1").file("/etc/prometheus/web.yml").content_string
-    assert "$2b$12$" in web and secret("prometheus-admin") not in web
+    web = host(MONITOR).file("/etc/prometheus/web.yml").content_string
+    assert "$2b$12$" in web and secret("monitoring", "prometheus-admin") not in web
 
 
 def test_exporters_answer_the_monitoring_host_only():
     for port in (9100, 9187):
-        url = f"http://{IP['obs-pg-2']}:{port}/metrics"
-        assert host("obs-mon-1").run(f"curl -sf -m 5 -o /dev/null {url}").rc == 0
-        refused = host("obs-pg-1").run(f"curl -sf -m 5 -o /dev/null {url}")
+        url = f"http://{IP['pt-pg-2']}:{port}/metrics"
+        assert host(MONITOR).run(f"curl -sf -m 5 -o /dev/null {url}").rc == 0
+        refused = host("pt-pg-1").run(f"curl -sf -m 5 -o /dev/null {url}")
         assert refused.rc != 0, f"{url} answered a host outside the monitoring group"
 
 
 def test_services_listen_on_the_private_address_only():
-    listening = host("obs-mon-1").run("ss -Hltn").stdout
+    listening = host(MONITOR).run("ss -Hltn").stdout
     for port in (9090, 9093):
-        assert f"{IP['obs-mon-1']}:{port} " in listening
+        assert f"{IP[MONITOR]}:{port} " in listening
         assert f"0.0.0.0:{port} " not in listening and f"*:{port} " not in listening
     assert "127.0.0.1:9115 " in listening
 
@@ -170,9 +177,9 @@ def test_make_ups_closing_summary_reads_the_live_prometheus(monkeypatch):
 
     from quantbot_infra import cli
 
-    monkeypatch.setenv("QB_PROMETHEUS_PASSWORD_FILE", str(STATE / "secrets" / "monitoring" / "prometheus-admin"))
+    monkeypatch.setenv("QB_PROMETHEUS_PASSWORD_FILE", str(ENV_STATE / "secrets" / "monitoring" / "prometheus-admin"))
     inv = SimpleNamespace(environment="molecule", hosts=[
-        SimpleNamespace(name=name, groups=("monitoring",) if name == "obs-mon-1" else ("postgresql",),
+        SimpleNamespace(name=name, groups=("monitoring",) if name == MONITOR else ("postgresql",),
                         vars={"qb_private_ip": ip}) for name, ip in IP.items()])
     where, targets = cli._monitoring_summary(inv)
     assert where.startswith(f"prometheus: {PROMETHEUS}  alertmanager: {ALERTMANAGER}  (login admin")

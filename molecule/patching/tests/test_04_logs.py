@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 import uuid
 
-from conftest import IP, host, wait_for
+from conftest import IP, MONITOR, host, wait_for
 
-COLLECTOR = "obs-mon-1"
+COLLECTOR = MONITOR
 STORE = "/var/log/quantbot-hosts"
 
 
@@ -18,14 +18,14 @@ def collected(source: str, marker: str) -> int:
 
 
 def test_a_journal_line_reaches_the_collector():
-    for source in ("obs-pg-1", "obs-pg-2", "obs-mon-1"):
+    for source in IP:
         marker = f"qb-ship-{uuid.uuid4().hex}"
         start = time.monotonic()
         host(source).run(f"logger -t qbtest {marker}")
         wait_for(f"{source}'s line on the collector", lambda m=marker, s=source: collected(s, m) == 1, timeout=60)
         print(f"\n{source}: journal line on the collector after {time.monotonic() - start:.1f} s")
     listing = host(COLLECTOR).run(f"ls {STORE}").stdout.split()
-    assert {"obs-pg-1", "obs-pg-2", "obs-mon-1"} <= set(listing)
+    assert set(IP) <= set(listing)
 
 
 AWAY = 20  # seconds: longer than the clients' retry interval, so lines wait in their queues
@@ -33,7 +33,7 @@ AWAY = 20  # seconds: longer than the clients' retry interval, so lines wait in 
 
 def test_lines_written_while_the_collector_is_away_all_arrive():
     marker = f"qb-outage-{uuid.uuid4().hex}"
-    source = host("obs-pg-1")
+    source = host("pt-pg-1")
     asked = time.monotonic()
     host(COLLECTOR).run("systemctl stop rsyslog.service syslog.socket")
     stopped = time.monotonic()
@@ -50,8 +50,8 @@ def test_lines_written_while_the_collector_is_away_all_arrive():
     finally:
         host(COLLECTOR).run("systemctl start rsyslog.service")
     restarted = time.monotonic()
-    wait_for(f"{written} lines after the outage", lambda: collected("obs-pg-1", marker) >= written, timeout=180)
-    got = collected("obs-pg-1", marker)
+    wait_for(f"{written} lines after the outage", lambda: collected("pt-pg-1", marker) >= written, timeout=180)
+    got = collected("pt-pg-1", marker)
     print(f"\ncollector away {AWAY} s: {written} lines written, {got} arrived "
           f"({written - got} lost), all in {time.monotonic() - restarted:.1f} s after the restart")
     assert got == written
@@ -70,20 +70,20 @@ def relp_open(client, cert_args: str) -> str:
 
 
 def test_only_clients_with_an_environment_certificate_get_in():
-    client = host("obs-pg-2")
+    client = host("pt-pg-2")
     # the host's own certificate: the session opens
     assert "200 OK" in relp_open(client, "-cert /etc/quantbot/pki/host.crt -key /etc/quantbot/pki/host.key")
     # no certificate at all, and a self-signed one with a permitted name: refused
     assert relp_open(client, "") == ""
     client.run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
-               "-subj /CN=obs-pg-2 -keyout /tmp/rogue.key -out /tmp/rogue.crt")
+               "-subj /CN=pt-pg-2 -keyout /tmp/rogue.key -out /tmp/rogue.crt")
     assert relp_open(client, "-cert /tmp/rogue.crt -key /tmp/rogue.key") == ""
 
 
 def test_the_collector_keeps_host_logs_for_the_retention_days_only():
     """The daily retention removes a host's files older than log_shipping_retention_days (30)."""
     collector = host(COLLECTOR)
-    folder = f"{STORE}/obs-pg-1"
+    folder = f"{STORE}/pt-pg-1"
     old, recent = f"{folder}/2000-01-01.log", f"{folder}/2000-02-01.log"
     collector.check_output(f"touch -d '40 days ago' {old} && touch -d '20 days ago' {recent}")
     try:

@@ -6,13 +6,13 @@ import datetime as dt
 import json
 import time
 
-from conftest import STATE, delivered, firing, host, playbook, wait_for
+from conftest import MONITOR, STATE, delivered, firing, host, playbook, wait_for
 
-PG = "obs-pg-1"
+PG = "pt-pg-1"
 
 
 def converge_alertmanager(*extra: str):
-    playbook("monitoring.yml", "--tags", "alertmanager", "--limit", "obs-mon-1", *extra)
+    playbook("monitoring.yml", "--tags", "alertmanager", "--limit", MONITOR, *extra)
 
 
 def closed_now() -> list[dict]:
