@@ -96,10 +96,11 @@ from ansible.module_utils.qb_patch import (
 _HOST_LISTS = "/var/lib/apt/lists"
 
 
-def _apt_options(lists):
-    # the private index folder; apt's download sandbox user must be able to write it
-    return ["-o", f"Dir::State::Lists={lists}", "-o", "Dir::Cache::pkgcache=",
-            "-o", "Dir::Cache::srcpkgcache=", "-o", "Debug::NoLocking=1",
+def _apt_options(work):
+    # the private index folder (apt's download sandbox user must be able to write it) and a
+    # private package cache: the refresh builds it once and the simulation reads it
+    return ["-o", f"Dir::State::Lists={work}/lists", "-o", f"Dir::Cache::pkgcache={work}/pkgcache.bin",
+            "-o", f"Dir::Cache::srcpkgcache={work}/srcpkgcache.bin", "-o", "Debug::NoLocking=1",
             "-o", "APT::Sandbox::User=root"]
 
 
@@ -128,7 +129,8 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    work = tempfile.mkdtemp(prefix="qb-patch-plan.")
+    # on disk, not a RAM-backed /tmp: the indexes and their cache take a few hundred MB
+    work = tempfile.mkdtemp(prefix="qb-patch-plan.", dir="/var/tmp")
     try:
         lists = os.path.join(work, "lists")
         # a copy of the host's indexes: the refresh then fetches only what the archives changed
@@ -138,12 +140,12 @@ def main():
             shutil.copytree(_HOST_LISTS, lists, ignore=shutil.ignore_patterns("lock", "partial"))
         os.makedirs(os.path.join(lists, "partial"), exist_ok=True)
         if p["refresh"]:
-            rc, out, err = module.run_command(["apt-get", "-q", *_apt_options(lists), "update"],
+            rc, out, err = module.run_command(["apt-get", "-q", *_apt_options(work), "update"],
                                               environ_update=APT_ENV)
             if rc != 0 or "Failed to fetch" in out + err:
                 module.fail_json(msg="refreshing the package indexes failed: " + (err or out).strip()[-400:])
         rc, out, err = module.run_command(
-            ["apt-get", "-s", *_apt_options(lists), "dist-upgrade"], environ_update=APT_ENV)
+            ["apt-get", "-s", *_apt_options(work), "dist-upgrade"], environ_update=APT_ENV)
         if rc != 0:
             module.fail_json(msg="the simulated upgrade failed: " + (err or out).strip()[-400:])
     finally:
