@@ -135,12 +135,14 @@ def qemu_argv(vm: Vm, base_firmware: str = FIRMWARE_CODE) -> list[str]:
         "-drive", f"file={vm.disk},if=none,id=disk0,format=qcow2,discard=unmap",
         "-device", "virtio-blk-pci,drive=disk0,bus=pcie.0",
         "-netdev", f"user,id=mgmt,hostfwd=tcp:127.0.0.1:{vm.ssh_port}-:22",
-        "-device", f"virtio-net-pci,netdev=mgmt,mac={MGMT_MAC},bus=pcie.0",
+        # no option ROM on the NICs: the VM boots from its disk, and the firmware would otherwise
+        # load and start iPXE on each (emulated seconds at every boot)
+        "-device", f"virtio-net-pci,netdev=mgmt,mac={MGMT_MAC},bus=pcie.0,romfile=",
         # the trading NIC on its own PCIe root, in the NUMA node the shape names
         "-device", f"pxb-pcie,id=pxb1,bus_nr=128,numa_node={s.trading_nic_node},bus=pcie.0",
         "-device", "pcie-root-port,id=rp1,bus=pxb1,chassis=1",
         "-netdev", "user,id=trading,restrict=on",
-        "-device", f"{s.trading_nic_model},netdev=trading,mac={TRADING_MAC},bus=rp1",
+        "-device", f"{s.trading_nic_model},netdev=trading,mac={TRADING_MAC},bus=rp1,romfile=",
         "-fw_cfg", f"name=opt/qb/hostname,file={vm.directory / 'hostname'}",
         "-fw_cfg", f"name=opt/qb/authorized_keys,file={vm.key}.pub",
         "-display", "none", "-serial", f"file:{vm.console}",

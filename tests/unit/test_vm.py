@@ -31,14 +31,16 @@ def test_the_default_shape_boots_through_firmware_in_two_numa_nodes():
     assert "user,id=mgmt,hostfwd=tcp:127.0.0.1:24099-:22" in values(args, "-netdev")
     devices = values(args, "-device")
     assert "pxb-pcie,id=pxb1,bus_nr=128,numa_node=1,bus=pcie.0" in devices
-    assert f"virtio-net-pci,netdev=trading,mac={vm.TRADING_MAC},bus=rp1" in devices
+    # no option ROM: the firmware boots the disk without starting iPXE on each NIC
+    assert f"virtio-net-pci,netdev=trading,mac={vm.TRADING_MAC},bus=rp1,romfile=" in devices
+    assert f"virtio-net-pci,netdev=mgmt,mac={vm.MGMT_MAC},bus=pcie.0,romfile=" in devices
     # the trading port reaches nothing
     assert "user,id=trading,restrict=on" in values(args, "-netdev")
 
 
 def test_a_trading_nic_with_a_ptp_clock_on_node_0():
     devices = values(argv(trading_nic_model="e1000e", trading_nic_node=0), "-device")
-    assert f"e1000e,netdev=trading,mac={vm.TRADING_MAC},bus=rp1" in devices
+    assert f"e1000e,netdev=trading,mac={vm.TRADING_MAC},bus=rp1,romfile=" in devices
     assert "pxb-pcie,id=pxb1,bus_nr=128,numa_node=0,bus=pcie.0" in devices
 
 

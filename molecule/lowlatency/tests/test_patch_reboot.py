@@ -32,11 +32,14 @@ def test_a_patch_that_marks_a_reboot_reboots_the_vm_once_and_it_comes_back(tmp_p
     vm.run("systemctl stop qb-test-repo; systemctl reset-failed qb-test-repo")
     vm.check_output("systemd-run --unit qb-test-repo python3 -m http.server 8088 --bind 127.0.0.1 "
                     "--directory /srv/qb-test-repo")
+    # the VM's apt knows the test's repository only, as a colocated host that reaches its internal
+    # mirror alone: the run fetches nothing from outside the machine, and the emulated apt reads
+    # one small index instead of Debian's (the plan's refresh and simulation, the upgrade)
     vm.check_output("install -m 0644 /srv/qb-test-repo/qb-test.gpg /etc/apt/keyrings/qb-test.gpg && echo "
                     "'deb [signed-by=/etc/apt/keyrings/qb-test.gpg] http://127.0.0.1:8088 qbtest main' "
-                    "> /etc/apt/sources.list.d/qb-test.list && apt-get update -qq "
-                    "-o Dir::Etc::sourcelist=sources.list.d/qb-test.list -o Dir::Etc::sourceparts=- "
-                    "-o APT::Get::List-Cleanup=0 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+                    "> /etc/apt/sources.list.d/qb-test.list && { [ ! -e /etc/apt/sources.list ] || "
+                    "mv /etc/apt/sources.list /etc/apt/sources.list.offline; } && apt-get update -qq && "
+                    "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --allow-downgrades "
                     "qb-demo-kmod=1.0 qb-demo-service=1.0")
     boots = len(vm.check_output("journalctl --list-boots --quiet").splitlines())
     kernel = vm.check_output("uname -r")
