@@ -4,7 +4,7 @@
 # hosts and network. The jobs are mostly CPU-bound (a module call per task and host, and the
 # emulated VM), so two lanes gain only their waits (apt, services starting, the drills' faults).
 # Three lanes were measured slower: the three largest jobs started together (patching, db_ha,
-# the VM) took 2305, 1988 and 1942 s (ba476af); with two lanes, 1631, 1058 and 1508 s (c0a0260,
+# the VM) took 2305, 1988 and 1942 s (ba476af); with two lanes, 1612, 1024 and 1246 s (fe99cae,
 # the VM started beside patching's verify once db_ha ended). Each job
 # logs to .state/test-results/<job>.log; a failed job's last lines are printed, no new job is
 # started after it, and the running ones are let finish (they remove their hosts).
@@ -27,7 +27,7 @@ lint_s=$((SECONDS - suite_start))
 # where there are some, else the estimates below. They set the order on a clean clone rather than
 # predict it: the ten-host patching scenario (which also holds the observability checks) and
 # db_ha start first, and the VM only after db_ha, beside patching's verify rather than its
-# converge (it took 1508 s there in the suite where patching took 1631 s, c0a0260).
+# converge (it took 1246 s there in the suite where patching took 1612 s, fe99cae).
 declare -A estimate=([patching]=1400 [db_ha]=900 [lowlatency]=850 [vpn_mesh]=600 [pytest]=450 [alertmanager_cluster]=190 [base]=80)
 if [[ -s "$durations" ]]; then
   while read -r name seconds; do estimate[$name]=$seconds; done <"$durations"
