@@ -27,7 +27,7 @@ lint_s=$((SECONDS - suite_start))
 # where there are some, else the estimates below. They set the order on a clean clone rather than
 # predict it: the ten-host patching scenario (which also holds the observability checks) and
 # db_ha start first, and the VM only after db_ha, beside patching's verify rather than its
-# converge (it took 1246 s there in the suite where patching took 1612 s, fe99cae).
+# converge (the run cited above).
 declare -A estimate=([patching]=1400 [db_ha]=900 [lowlatency]=850 [vpn_mesh]=600 [pytest]=450 [alertmanager_cluster]=190 [base]=80)
 if [[ -s "$durations" ]]; then
   while read -r name seconds; do estimate[$name]=$seconds; done <"$durations"
