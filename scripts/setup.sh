@@ -45,21 +45,6 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { echo "the Docker engine did not start; see /var/log/quantbot-dockerd.log" >&2; exit 1; }
 fi
 
-# --- virtualenv ------------------------------------------------------------------------------
-stamp=".venv/.quantbot-installed"
-want="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
-if [[ ! -x .venv/bin/python ]]; then
-  log "creating .venv"
-  python3 -m venv .venv
-fi
-if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-  log "installing quantbot-infra with dev extras into .venv"
-  .venv/bin/pip install -q --upgrade pip
-  # constraints.txt pins the whole tested set (refresh: pip freeze --exclude-editable)
-  .venv/bin/pip install -q -c constraints.txt -e '.[dev]'
-  echo "$want" >"$stamp"
-fi
-
 # --- monitoring tools ------------------------------------------------------------------------
 # promtool and amtool check and unit-test the alert rules and routes without any host. They are
 # unpacked from the very Debian packages the monitoring hosts install (same versions), into the
@@ -76,16 +61,56 @@ if [[ "$(cat .tools/.installed 2>/dev/null)" != "$tools_want" ]] || [[ ! -x .too
   echo "$tools_want" >.tools/.installed
 fi
 
-# --- test-host images ------------------------------------------------------------------------
-log "test-host image"
-images/build.sh
-log "VM test-host image"
-images/vm/build.sh >/dev/null
+# --- virtualenv ------------------------------------------------------------------------------
+venv() {
+  local stamp=".venv/.quantbot-installed" want
+  want="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
+  if [[ ! -x .venv/bin/python ]]; then
+    echo "creating .venv"
+    python3 -m venv .venv
+  fi
+  if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    echo "installing quantbot-infra with dev extras into .venv"
+    .venv/bin/pip install -q --upgrade pip
+    # constraints.txt pins the whole tested set (refresh: pip freeze --exclude-editable)
+    .venv/bin/pip install -q -c constraints.txt -e '.[dev]'
+    echo "$want" >"$stamp"
+  else
+    echo ".venv is up to date"
+  fi
+}
+
+# --- the virtualenv and the test-host images, side by side ----------------------------------
+# They do not depend on each other, and each mostly waits (downloads, dpkg's writes, one core
+# at most): on a fresh machine the three take about as long as the VM image alone. Each part
+# logs to .state/setup/<part>.log; a failed part's last lines are printed.
+install -d -m 0700 .state .state/setup
+parts=(venv container-image vm-image)
+declare -A pid=()
+venv >.state/setup/venv.log 2>&1 &
+pid[venv]=$!
+images/build.sh >.state/setup/container-image.log 2>&1 &
+pid[container-image]=$!
+images/vm/build.sh >.state/setup/vm-image.log 2>&1 &
+pid[vm-image]=$!
+log "${parts[*]}, side by side (logs: .state/setup/)"
+failed=0
+for part in "${parts[@]}"; do
+  if wait "${pid[$part]}"; then
+    # the VM image's last line is its path; the one before says built or up to date
+    printf '   %-16s %s\n' "$part" "$(grep -v '^/' ".state/setup/$part.log" | tail -n 1)"
+  else
+    failed=1
+    echo "   $part FAILED; the end of .state/setup/$part.log:" >&2
+    tail -n 30 ".state/setup/$part.log" | sed 's/^/   | /' >&2
+  fi
+done
+((failed == 0)) || exit 1
 
 # --- dev secrets -----------------------------------------------------------------------------
 # dev's vault password is generated once into the ignored .state/ folder; staging, prod and dr
 # take theirs from QB_VAULT_PASSWORD_FILE.
-install -d -m 0700 .state .state/dev
+install -d -m 0700 .state/dev
 if [[ ! -s .state/dev/vault-pass ]]; then
   (umask 077; head -c 32 /dev/urandom | base64 >.state/dev/vault-pass)
 fi
