@@ -78,9 +78,11 @@ ln -s "../../$(basename "$rootdev")" "$root/dev/disk/by-uuid/$(blkid -s UUID -o 
 mount --bind /dev/pts "$root/dev/pts"
 mount -t proc proc "$root/proc"
 mount -t sysfs sys "$root/sys"
+# the ESP is mounted when first used (GRUB's package writes to it), not at boot: under emulation
+# loading the FAT modules and mounting it held local-fs.target, and so sshd, for 8-10 s per boot
 cat >"$root/etc/fstab" <<FSTAB
 LABEL=root / ext4 errors=remount-ro 0 1
-LABEL=ESP /boot/efi vfat umask=0077 0 1
+LABEL=ESP /boot/efi vfat umask=0077,noauto,x-systemd.automount 0 0
 FSTAB
 install -D -m 0644 "$here/grub-defaults" "$root/etc/default/grub"
 install -m 0644 "$here/early-grub.cfg" "$root/tmp/early-grub.cfg"
