@@ -63,7 +63,7 @@ fi
 
 # --- virtualenv ------------------------------------------------------------------------------
 venv() {
-  local stamp=".venv/.quantbot-installed" want
+  local stamp=".venv/.quantbot-installed" want start=$SECONDS
   want="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
   if [[ ! -x .venv/bin/python ]]; then
     echo "creating .venv"
@@ -75,6 +75,7 @@ venv() {
     # constraints.txt pins the whole tested set (refresh: pip freeze --exclude-editable)
     .venv/bin/pip install -q -c constraints.txt -e '.[dev]'
     echo "$want" >"$stamp"
+    echo ".venv installed in $((SECONDS - start))s"
   else
     echo ".venv is up to date"
   fi
@@ -97,8 +98,8 @@ log "${parts[*]}, side by side (logs: .state/setup/)"
 failed=0
 for part in "${parts[@]}"; do
   if wait "${pid[$part]}"; then
-    # the VM image's last line is its path; the one before says built or up to date
-    printf '   %-16s %s\n' "$part" "$(grep -v '^/' ".state/setup/$part.log" | tail -n 1)"
+    # each part's own last word on it: built (and how long it took) or up to date
+    printf '   %-16s %s\n' "$part" "$(grep -E '^(built|\.venv|VM image|image)' ".state/setup/$part.log" | tail -n 1)"
   else
     failed=1
     echo "   $part FAILED; the end of .state/setup/$part.log:" >&2
