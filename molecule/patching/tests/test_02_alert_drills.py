@@ -13,16 +13,22 @@ PRIMARY, REPLICA = "pt-pg-1", "pt-pg-2"
 
 
 def test_watchdog_is_delivered_continuously():
-    """Every watchdog interval (10 s here) or the next group tick after it: a receiver that
-    watches for its silence must never see a gap of three intervals. (Three deliveries take up
-    to six intervals: Alertmanager re-sends at the first tick after the repeat interval, which
-    a tick that lands just short of it puts one tick later.)"""
+    """The Watchdog's route ticks every interval (10 s here) and re-sends it at the first tick
+    after the interval has passed: every two intervals, or three when a tick lands just short of
+    it. A dead-man's switch that pages after four intervals of silence must never be woken while
+    the pipeline works. The gaps are measured between deliveries: the first one's delay from an
+    arbitrary start says nothing of the silence before it."""
     start = time.time()
     got = wait_for("three Watchdog deliveries", lambda: len(delivered("Watchdog", start, path="/watchdog")) >= 3
-                   and delivered("Watchdog", start, path="/watchdog"), timeout=90)
-    gaps = [b["at"] - a["at"] for a, b in itertools.pairwise([{"at": start}, *got])]
-    print(f"\nWatchdog: {len(got)} deliveries in {got[-1]['at'] - start:.1f} s, gaps {[round(g, 1) for g in gaps]} s")
-    assert max(gaps) < 30, f"the Watchdog went unsent for {max(gaps):.0f} s"
+                   and delivered("Watchdog", start, path="/watchdog"), timeout=130)
+    gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(got)]
+    # for the record: the silence across the start, from the last delivery before it (the
+    # tests before this one reconverge the monitoring host)
+    before = [d["at"] for d in delivered("Watchdog", 0, path="/watchdog") if d["at"] < start]
+    across = f"{got[0]['at'] - before[-1]:.1f} s after the one before it" if before else "the first ever"
+    print(f"\nWatchdog: first delivery {got[0]['at'] - start:.1f} s after the start ({across}), then gaps "
+          f"{[round(g, 1) for g in gaps]} s")
+    assert max(gaps) < 40, f"the Watchdog went unsent for {max(gaps):.0f} s (four intervals)"
     assert not delivered("Watchdog", start, path="/page")
 
 

@@ -26,6 +26,8 @@ from conftest import (
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
 from pgwriter import Writer
 
+from quantbot_infra.cli import _patch_plan_text, _patch_summary_text
+
 CANARY = "pt-trading-1"
 MARKER = "/etc/qb-demo/break-node-exporter"
 RUN = {}  # what the halted run planned, for the resumed one
@@ -43,6 +45,8 @@ def test_a_bad_release_on_the_canary_halts_the_run_with_no_other_host_touched():
     new = out["plan"]["hosts"][CANARY]["upgrades"][0]["candidate"]
     RUN.update(old=old, new=new, plan=out["plan"], pg_primary=pg_primary(), redis_primary=redis_primary())
     summary = out["summary"]
+    # the whole run's plan, as `quantbot-infra patch` shows it before touching a host
+    print(_patch_plan_text(out["plan"]))
     print("halted run:", json.dumps(summary["batches"][:2]))
     assert summary["hosts_failed"] == [CANARY] and summary["hosts_patched"] == []
     assert len(summary["hosts_not_reached"]) == len(HOSTS) - 1
@@ -67,8 +71,7 @@ def test_resume_completes_the_run_replica_first_under_a_live_writer():
     acked = writer.stop()
     assert rc == 0, json.dumps(out["run"])[-3000:]
     summary = out["summary"]
-    for batch in summary["batches"]:
-        print(f"batch {batch['index']} ({batch['kind']}, {batch['action']}): {batch['hosts']} {batch['wall_s']} s")
+    print(_patch_summary_text(out))
     assert summary["result"] == "patched" and sorted(summary["hosts_patched"]) == sorted(HOSTS)
     old, new = RUN["old"], RUN["new"]
     assert installed() == new
@@ -82,6 +85,7 @@ def test_resume_completes_the_run_replica_first_under_a_live_writer():
     assert all(order.index(n) < order.index(redis_old) for n in ("pt-redis-1", "pt-redis-2", "pt-redis-3")
                if n != redis_old)
     recs = records()
+    print(f"the record of {pg_old}:", json.dumps(recs[pg_old], indent=1))
     started = sorted(recs, key=lambda h: recs[h]["started"])
     assert started == order, started
 
