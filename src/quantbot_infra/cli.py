@@ -133,9 +133,7 @@ def cmd_patch(args: argparse.Namespace) -> int:
             run_plan, records = stored
             outcome = {"summary": patching.summary(run_plan, records), "records": records,
                        "resume": patching.resume_point(run_plan, records),
-                       # the data tier's switchovers of this run (dr_failover.yml, redis failover)
-                       "switchovers": [f[key] for f in result.facts.values()
-                                       for key in ("postgresql_failover", "redis_failover") if key in f]}
+                       "switchovers": patching.switchovers(result.facts)}
     if args.json:
         print(json.dumps({"plan": plan, **(outcome or {}), "run": result.to_dict()}, indent=2))
     else:

@@ -228,6 +228,18 @@ def summary(plan: dict, records: list[dict]) -> dict:
     }
 
 
+def switchovers(facts: dict) -> list[dict]:
+    """The data tier's switchovers of a run, from the hosts' facts (dr_failover.yml's
+    postgresql_failover, the redis role's redis_failover): once each, though a fact set once per
+    play lands on every host of it."""
+    found: list[dict] = []
+    for host_facts in facts.values():
+        for key in ("postgresql_failover", "redis_failover"):
+            if key in host_facts and host_facts[key] not in found:
+                found.append(host_facts[key])
+    return found
+
+
 def resume_point(plan: dict, records: list[dict]) -> dict | None:
     """Where an interrupted run stands: the hosts patched (skipped by --resume), the host that
     failed and why, and what is left. None when the run completed."""

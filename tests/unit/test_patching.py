@@ -184,3 +184,13 @@ def test_a_limited_run_keeps_the_environments_class_order_and_serial():
     assert result["order"] == ["dev-trading-01", "dev-trading-02"]
     with pytest.raises(patching.PatchPlanError, match="class 'gpu'"):
         patching.plan(hosts, class_order=["gpu"], members=members)
+
+
+def test_each_switchover_is_reported_once_though_every_host_of_its_play_holds_it():
+    pg = {"old_primary": "pg-1", "new_primary": "pg-2", "rto_seconds": 17.6, "rpo_rows": 0}
+    redis = {"from": "redis-1", "to": "redis-2", "seconds": 17.5}
+    facts = {"localhost": {"postgresql_failover": pg}, "pg-1": {"postgresql_failover": pg},
+             "pg-2": {"postgresql_failover": dict(pg)}, "redis-1": {"redis_failover": redis},
+             "redis-2": {"redis_failover": redis}, "vpn-1": {}}
+    assert patching.switchovers(facts) == [pg, redis]
+    assert patching.switchovers({"h": {}}) == []
